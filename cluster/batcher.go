@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// pending is one publish waiting for its Raft entry to commit.
+type pending struct {
+	pub  Publish
+	done func(Result, error)
+}
+
+// inflight is one Raft entry on its way to commit.
+type inflight struct {
+	fut  raft.ApplyFuture
+	pubs []*pending
+}
+
+// batchLoop packs queued publishes into Raft entries (group commit). It does
+// not wait for an entry to commit before building the next one: up to
+// maxInflight entries are pipelined, and raft's BatchApplyCh gives many of
+// them one disk write.
+func (n *Node) batchLoop() {
+	defer close(n.inflight)
+	for {
+		var first *pending
+		select {
+		case first = <-n.queue:
+		case <-n.stop:
+			n.failQueued()
+			return
+		}
+		batch := []*pending{first}
+		size := encodedSize(&first.pub)
+	fill:
+		for len(batch) < n.cfg.MaxBatchCount && size < n.cfg.MaxBatchBytes {
+			select {
+			case p := <-n.queue:
+				batch = append(batch, p)
+				size += encodedSize(&p.pub)
+			default:
+				break fill
+			}
+		}
+		n.metrics.observeBatch(len(batch))
+		cmd := encodePublishes(time.Now().UnixMilli(), batch)
+		fut := n.raft.Apply(cmd, n.cfg.ApplyTimeout)
+		select {
+		case n.inflight <- inflight{fut: fut, pubs: batch}:
+		case <-n.stop:
+			// The entry may still commit; its publishers retry with the
+			// same message ids and the dedupe index answers them.
+			failAll(batch, ErrUnknownOutcome)
+			n.failQueued()
+			return
+		}
+	}
+}
+
+// waitLoop answers publishers as their entries commit, in Raft order.
+func (n *Node) waitLoop() {
+	defer close(n.waitDone)
+	for in := range n.inflight {
+		err := in.fut.Error()
+		if err != nil {
+			failAll(in.pubs, applyError(err))
+			continue
+		}
+		out, ok := in.fut.Response().(*applyOut)
+		switch {
+		case !ok || out == nil:
+			failAll(in.pubs, fmt.Errorf("%w: no response from fsm", ErrUnknownOutcome))
+		case out.err != nil:
+			failAll(in.pubs, out.err)
+		case len(out.results) != len(in.pubs):
+			failAll(in.pubs, fmt.Errorf("%w: fsm answered %d of %d", ErrUnknownOutcome, len(out.results), len(in.pubs)))
+		default:
+			for i, p := range in.pubs {
+				p.done(out.results[i], nil)
+			}
+		}
+	}
+}
+
+// applyError converts raft's Apply errors. Only ErrNotLeader (the entry was
+// never appended) says the write did not happen; everything else may still
+// commit.
+func applyError(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) {
+		return ErrNotLeader
+	}
+	return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+}
+
+func (n *Node) failQueued() {
+	for {
+		select {
+		case p := <-n.queue:
+			p.done(Result{}, ErrClosed)
+		default:
+			return
+		}
+	}
+}
+
+func failAll(ps []*pending, err error) {
+	for _, p := range ps {
+		p.done(Result{}, err)
+	}
+}

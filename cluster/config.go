@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. Zero values take the defaults noted.
+type Config struct {
+	// NodeID names this node in the Raft configuration. Required.
+	NodeID string
+	// DataDir holds raft/ (log, stable store, snapshots) and fsm.db.
+	// Required.
+	DataDir string
+	// RaftBind is the address the Raft transport listens on. Required.
+	RaftBind string
+	// RaftAdvertise is the address other nodes reach this one at; default
+	// RaftBind.
+	RaftAdvertise string
+	// Bootstrap makes a node with no Raft state start a one-node cluster.
+	Bootstrap bool
+	// Logger receives the node's and raft's logs; default slog.Default().
+	Logger *slog.Logger
+
+	// CommitTimeout is raft's CommitTimeout; default 5 ms (raft's 50 ms
+	// delays delivery on followers when writes pause).
+	CommitTimeout time.Duration
+	// MaxBatchCount bounds the publishes packed into one Raft entry;
+	// default 256.
+	MaxBatchCount int
+	// MaxBatchBytes bounds the encoded size of one Raft entry; default
+	// 1 MiB.
+	MaxBatchBytes int
+	// MaxInflight bounds the Raft entries applied but not yet committed;
+	// default 64.
+	MaxInflight int
+	// ApplyTimeout bounds how long raft.Apply waits to enqueue an entry;
+	// default 10 s.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold and SnapshotInterval are raft's; defaults 16384
+	// entries and 2 minutes.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// ElectionTimeout sets raft's heartbeat and election timeouts; default
+	// raft's (1 s). Tests shorten it.
+	ElectionTimeout time.Duration
+	// TrailingLogs is how many Raft entries to keep after a snapshot;
+	// default 10240.
+	TrailingLogs uint64
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.NodeID == "" {
+		return out, errors.New("cluster: config: NodeID is required")
+	}
+	if out.DataDir == "" {
+		return out, errors.New("cluster: config: DataDir is required")
+	}
+	if out.RaftBind == "" {
+		return out, errors.New("cluster: config: RaftBind is required")
+	}
+	if out.RaftAdvertise == "" {
+		out.RaftAdvertise = out.RaftBind
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.CommitTimeout == 0 {
+		out.CommitTimeout = 5 * time.Millisecond
+	}
+	if out.MaxBatchCount == 0 {
+		out.MaxBatchCount = 256
+	}
+	if out.MaxBatchCount < 1 || out.MaxBatchCount > MaxBatchCount {
+		return out, fmt.Errorf("cluster: config: MaxBatchCount %d out of 1..%d", out.MaxBatchCount, MaxBatchCount)
+	}
+	if out.MaxBatchBytes == 0 {
+		out.MaxBatchBytes = 1 << 20
+	}
+	if out.MaxInflight == 0 {
+		out.MaxInflight = 64
+	}
+	if out.ApplyTimeout == 0 {
+		out.ApplyTimeout = 10 * time.Second
+	}
+	if out.SnapshotThreshold == 0 {
+		out.SnapshotThreshold = 16384
+	}
+	if out.SnapshotInterval == 0 {
+		out.SnapshotInterval = 2 * time.Minute
+	}
+	if out.TrailingLogs == 0 {
+		out.TrailingLogs = 10240
+	}
+	return out, nil
+}

@@ -1,0 +1,23 @@
+// Package cluster owns Liaison's replicated state: a hashicorp/raft node with
+// raft-boltdb as Raft log and stable store, and an FSM that keeps every
+// operation's message log in its own bbolt file.
+//
+// What it promises:
+//   - A publish is answered only after its Raft entry is committed by a
+//     majority and applied by the local FSM; an error never means "not
+//     stored" (see ErrUnknownOutcome), so callers retry with the same
+//     message id and the FSM's dedupe index answers with the original
+//     sequence.
+//   - Each operation's log is numbered 1, 2, 3, ... with no gaps and carries
+//     a hash chain: chain_n = SHA-256(chain_{n-1} || envelope_n), chain_0 all
+//     zero. Envelopes are stored verbatim.
+//   - Many publishes share one Raft entry (group commit), and raft's
+//     BatchApplyCh lets many entries share one fsync.
+//   - Every applied batch is announced to watchers in log order, after the
+//     bbolt transaction holding it has committed, so a reader that sees the
+//     announcement can read the entries.
+//
+// The FSM stores the last applied Raft index in the same bbolt transaction
+// as the data, so on restart it skips entries it already holds and raft is
+// told not to restore snapshots on start.
+package cluster

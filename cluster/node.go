@@ -1,0 +1,349 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Node is one member of a Liaison cluster: a raft instance, its stores and
+// the FSM holding the operations' logs.
+type Node struct {
+	cfg     Config
+	raft    *raft.Raft
+	trans   *raft.NetworkTransport
+	logs    *raftboltdb.BoltStore
+	st      *store
+	fsm     *fsm
+	metrics counters
+
+	mu       sync.RWMutex // guards closed against Submit
+	closed   bool
+	queue    chan *pending
+	inflight chan inflight
+	stop     chan struct{}
+	waitDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+	fatalOnce sync.Once
+	fatal     chan struct{}
+}
+
+// Open starts a node: it opens (or creates) the stores under cfg.DataDir,
+// bootstraps a one-node cluster if asked and there is no state, and starts
+// raft. The caller must Close it.
+func Open(cfg Config) (*Node, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	raftDir := filepath.Join(c.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: data dir: %w", err)
+	}
+	n := &Node{
+		cfg:      c,
+		queue:    make(chan *pending, 4*c.MaxBatchCount),
+		inflight: make(chan inflight, c.MaxInflight),
+		stop:     make(chan struct{}),
+		waitDone: make(chan struct{}),
+		fatal:    make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeStores()
+		}
+	}()
+	if n.st, err = openStore(filepath.Join(c.DataDir, "fsm.db")); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if n.fsm, err = newFSM(n.st, c.Logger.With("component", "fsm"), n.onFatal); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n.logs, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(raftDir, "raft.db"),
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
+	hl := newHCLog(c.Logger.With("component", "raft"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hl)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: snapshots: %w", err)
+	}
+	if err := n.catchUpFromSnapshot(snaps); err != nil {
+		return nil, err
+	}
+	adv, err := net.ResolveTCPAddr("tcp", c.RaftAdvertise)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft advertise address %q: %w", c.RaftAdvertise, err)
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(c.RaftBind, adv, 3, 10*time.Second, hl)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport on %s: %w", c.RaftBind, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.Logger = hl
+	rc.CommitTimeout = c.CommitTimeout
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 64
+	rc.NoSnapshotRestoreOnStart = true
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.TrailingLogs = c.TrailingLogs
+	if c.ElectionTimeout > 0 {
+		rc.HeartbeatTimeout = c.ElectionTimeout
+		rc.ElectionTimeout = c.ElectionTimeout
+		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, c.ElectionTimeout)
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if !has && c.Bootstrap {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, conf); err != nil {
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+		c.Logger.Info("bootstrapped a one-node cluster", "raft", n.trans.LocalAddr())
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	ok = true
+	go n.batchLoop()
+	go n.waitLoop()
+	return n, nil
+}
+
+// catchUpFromSnapshot restores the newest snapshot into the FSM when the
+// FSM's own file is older than it (for example after the file was lost).
+// Raft itself is told not to restore on start, since the FSM's file is
+// normally newer.
+func (n *Node) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	newest := list[0]
+	if n.fsm.applied.Load() >= newest.Index {
+		return nil
+	}
+	n.cfg.Logger.Warn("fsm is older than the newest snapshot; restoring it", "fsm_index", n.fsm.applied.Load(), "snapshot_index", newest.Index)
+	_, rc, err := snaps.Open(newest.ID)
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot %s: %w", newest.ID, err)
+	}
+	if err := n.fsm.Restore(rc); err != nil {
+		return fmt.Errorf("cluster: restore snapshot %s: %w", newest.ID, err)
+	}
+	return nil
+}
+
+func (n *Node) onFatal(error) {
+	n.fatalOnce.Do(func() { close(n.fatal) })
+}
+
+// Fatal is closed when the node hit an error it cannot continue from (its
+// store failed to commit); the process should Close it and exit.
+func (n *Node) Fatal() <-chan struct{} { return n.fatal }
+
+// Submit queues p for the next Raft entry and calls done exactly once: with
+// its Result after the entry is committed and applied, or with an error.
+// done runs on the node's goroutine and must not block.
+func (n *Node) Submit(p Publish, done func(Result, error)) {
+	if err := validatePublish(&p); err != nil {
+		done(Result{}, err)
+		return
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		done(Result{}, ErrClosed)
+		return
+	}
+	if n.raft.State() != raft.Leader {
+		done(Result{}, ErrNotLeader)
+		return
+	}
+	select {
+	case n.queue <- &pending{pub: p, done: done}:
+	case <-n.stop:
+		done(Result{}, ErrClosed)
+	}
+}
+
+// Publish submits p and waits for its result or for ctx. A cancelled ctx
+// returns ErrUnknownOutcome: the publish may still commit.
+func (n *Node) Publish(ctx context.Context, p Publish) (Result, error) {
+	type res struct {
+		r   Result
+		err error
+	}
+	ch := make(chan res, 1)
+	n.Submit(p, func(r Result, err error) { ch <- res{r, err} })
+	select {
+	case r := <-ch:
+		return r.r, r.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	}
+}
+
+func validatePublish(p *Publish) error {
+	switch {
+	case len(p.Op) == 0 || len(p.Op) > MaxOpLen:
+		return fmt.Errorf("%w: operation name of %d bytes", ErrInvalid, len(p.Op))
+	case len(p.Envelope) == 0 || len(p.Envelope) > MaxEnvelope:
+		return fmt.Errorf("%w: envelope of %d bytes", ErrInvalid, len(p.Envelope))
+	}
+	return nil
+}
+
+// Read returns up to maxCount consecutive entries of op from sequence from
+// (at least one if any exist, and about maxBytes of envelopes), read from
+// this node's FSM in one short transaction. A batch with no envelopes means
+// from is past the end of the log. ErrCompacted means from is older than the
+// oldest entry held.
+func (n *Node) Read(op string, from uint64, maxCount, maxBytes int) (Batch, error) {
+	return n.st.read(op, from, maxCount, maxBytes)
+}
+
+// Head returns the extent of op's log on this node.
+func (n *Node) Head(op string) Head { return n.st.head(op) }
+
+// Watch registers fn to receive every applied batch, in log order, after
+// it is readable with Read. fn runs on the FSM's goroutine and must not
+// block. The returned func unregisters it.
+func (n *Node) Watch(fn func([]Batch)) (cancel func()) { return n.fsm.watch(fn) }
+
+// Status is a snapshot of the node's Raft state.
+type Status struct {
+	NodeID       string
+	State        string
+	Leader       string
+	LeaderID     string
+	Term         uint64
+	LastIndex    uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	// Entries and Messages count the Raft entries this node built as
+	// leader and the publishes packed into them.
+	Entries  uint64
+	Messages uint64
+}
+
+// Status reports the node's Raft state.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	st := Status{
+		NodeID:       n.cfg.NodeID,
+		State:        n.raft.State().String(),
+		Leader:       string(addr),
+		LeaderID:     string(id),
+		LastIndex:    n.raft.LastIndex(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.fsm.applied.Load(),
+		Entries:      n.metrics.entries.Load(),
+		Messages:     n.metrics.messages.Load(),
+	}
+	if t, err := parseUint(n.raft.Stats()["term"]); err == nil {
+		st.Term = t
+	}
+	return st
+}
+
+// ErrNotReady is returned by Ready with the reason wrapped.
+var ErrNotReady = errors.New("cluster: not ready")
+
+// Ready reports whether the node can serve: it knows a leader and its FSM
+// has applied everything it knows to be committed.
+func (n *Node) Ready() error {
+	select {
+	case <-n.fatal:
+		return fmt.Errorf("%w: store failed", ErrNotReady)
+	default:
+	}
+	if addr, _ := n.raft.LeaderWithID(); addr == "" {
+		return fmt.Errorf("%w: no leader", ErrNotReady)
+	}
+	if c, a := n.raft.CommitIndex(), n.raft.AppliedIndex(); a < c {
+		return fmt.Errorf("%w: applied %d of %d committed", ErrNotReady, a, c)
+	}
+	return nil
+}
+
+// WaitLeader waits until the cluster has a leader and this node has applied
+// what it knows to be committed, or ctx ends.
+func (n *Node) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := n.Ready(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting for a leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the node: new publishes are refused, queued ones fail with
+// ErrClosed, raft shuts down (in-flight publishes fail with
+// ErrUnknownOutcome), and the stores are closed.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		close(n.stop)
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		<-n.waitDone
+		errs = append(errs, n.closeStores())
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.logs != nil {
+		errs = append(errs, n.logs.Close())
+	}
+	if n.st != nil {
+		errs = append(errs, n.st.close())
+	}
+	return errors.Join(errs...)
+}
+
+func parseUint(s string) (uint64, error) {
+	var v uint64
+	_, err := fmt.Sscan(s, &v)
+	return v, err
+}

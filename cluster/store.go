@@ -1,0 +1,374 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The FSM's bbolt file:
+//
+//	meta/applied          -> Raft index (8 bytes BE) of the last applied entry
+//	ops/<op>/state        -> last(8) first(8) chain(32)
+//	ops/<op>/log/<seq BE> -> record: chain(32) time_ms(8) class(1) msgid(16) envelope
+//	ops/<op>/ids/<msgid>  -> seq (8 bytes BE)
+//
+// Sequence keys are big-endian so cursor order is log order, and the log
+// bucket is append-only (FillPercent 1.0).
+var (
+	bucketMeta = []byte("meta")
+	bucketOps  = []byte("ops")
+	bucketLog  = []byte("log")
+	bucketIDs  = []byte("ids")
+	keyApplied = []byte("applied")
+	keyState   = []byte("state")
+)
+
+const (
+	recChain  = 0
+	recTime   = recChain + HashLen
+	recClass  = recTime + 8
+	recMsgID  = recClass + 1
+	recHeader = recMsgID + MsgIDLen
+	stateLen  = 16 + HashLen
+)
+
+// store is the FSM's bbolt file plus an in-memory copy of every operation's
+// head. mu guards db (replaced on restore) and heads.
+type store struct {
+	path string
+
+	mu    sync.RWMutex
+	db    *bolt.DB
+	heads map[string]Head
+}
+
+func openStore(path string) (*store, error) {
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &store{path: path, db: db}
+	if err := s.loadLocked(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openBolt(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: mmapSize})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if db.NoSync {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w: fsync is off", path, ErrCorrupt)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketMeta); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketOps)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// loadLocked reads every operation's head into memory and checks it against
+// the log's last entry. The caller holds mu or owns s exclusively.
+func (s *store) loadLocked() error {
+	heads := make(map[string]Head)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOps).ForEachBucket(func(name []byte) error {
+			ob := tx.Bucket(bucketOps).Bucket(name)
+			h, err := decodeState(ob.Get(keyState))
+			if err != nil {
+				return fmt.Errorf("operation %q: %w", name, err)
+			}
+			lb := ob.Bucket(bucketLog)
+			if lb == nil {
+				return fmt.Errorf("operation %q: %w: no log bucket", name, ErrCorrupt)
+			}
+			k, v := lb.Cursor().Last()
+			switch {
+			case k == nil && h.Last >= h.First:
+				return fmt.Errorf("operation %q: %w: state says %d..%d, log is empty", name, ErrCorrupt, h.First, h.Last)
+			case k != nil && (binary.BigEndian.Uint64(k) != h.Last || len(v) < recHeader || !bytes.Equal(v[recChain:recChain+HashLen], h.Chain[:])):
+				return fmt.Errorf("operation %q: %w: state does not match the log's last entry", name, ErrCorrupt)
+			}
+			heads[string(name)] = h
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load %s: %w", s.path, err)
+	}
+	s.heads = heads
+	return nil
+}
+
+func decodeState(v []byte) (Head, error) {
+	var h Head
+	if len(v) != stateLen {
+		return h, fmt.Errorf("%w: state of %d bytes", ErrCorrupt, len(v))
+	}
+	h.Last = binary.BigEndian.Uint64(v[0:8])
+	h.First = binary.BigEndian.Uint64(v[8:16])
+	copy(h.Chain[:], v[16:])
+	if h.First == 0 || h.First > h.Last+1 {
+		return h, fmt.Errorf("%w: state first %d last %d", ErrCorrupt, h.First, h.Last)
+	}
+	return h, nil
+}
+
+func encodeState(h Head) []byte {
+	v := make([]byte, stateLen)
+	binary.BigEndian.PutUint64(v[0:8], h.Last)
+	binary.BigEndian.PutUint64(v[8:16], h.First)
+	copy(v[16:], h.Chain[:])
+	return v
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// chainNext returns SHA-256(prev || env).
+func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(env)
+	var out [HashLen]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// appliedIndex returns the last Raft index the store holds.
+func (s *store) appliedIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0, ErrClosed
+	}
+	var idx uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyApplied); len(v) == 8 {
+			idx = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// entryIn is one decoded Raft entry handed to apply.
+type entryIn struct {
+	index uint64
+	cmd   command
+	err   error // decode error: the entry is skipped and err returned
+}
+
+// applyOut is what apply returns for one Raft entry.
+type applyOut struct {
+	results []Result
+	err     error
+}
+
+// apply appends the publishes of entries (in Raft order) in one bbolt
+// transaction and returns one applyOut per entry plus the batches to
+// announce. Entries at or below the stored applied index are skipped.
+func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil, nil, ErrClosed
+	}
+	outs := make([]applyOut, len(entries))
+	var (
+		batches  []Batch
+		newHeads = make(map[string]Head)
+		batchIdx = make(map[string]int) // op -> index in batches of its open batch
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		ops := tx.Bucket(bucketOps)
+		var applied uint64
+		if v := meta.Get(keyApplied); len(v) == 8 {
+			applied = binary.BigEndian.Uint64(v)
+		}
+		last := applied
+		for i, e := range entries {
+			if e.index <= applied {
+				continue
+			}
+			last = e.index
+			if e.err != nil {
+				outs[i].err = e.err
+				continue
+			}
+			res := make([]Result, len(e.cmd.pubs))
+			for j := range e.cmd.pubs {
+				p := &e.cmd.pubs[j]
+				ob, err := ops.CreateBucketIfNotExists([]byte(p.Op))
+				if err != nil {
+					return err
+				}
+				h, ok := newHeads[p.Op]
+				if !ok {
+					if h, ok = s.heads[p.Op]; !ok {
+						h = Head{First: 1}
+					}
+				}
+				ids, err := ob.CreateBucketIfNotExists(bucketIDs)
+				if err != nil {
+					return err
+				}
+				if v := ids.Get(p.MsgID[:]); len(v) == 8 {
+					res[j] = Result{Seq: binary.BigEndian.Uint64(v), Dup: true}
+					continue
+				}
+				lb, err := ob.CreateBucketIfNotExists(bucketLog)
+				if err != nil {
+					return err
+				}
+				lb.FillPercent = 1.0
+				seq := h.Last + 1
+				prev := h.Chain
+				h.Chain = chainNext(prev, p.Envelope)
+				h.Last = seq
+				rec := make([]byte, recHeader+len(p.Envelope))
+				copy(rec[recChain:], h.Chain[:])
+				binary.BigEndian.PutUint64(rec[recTime:], uint64(e.cmd.timeMS))
+				rec[recClass] = p.Class
+				copy(rec[recMsgID:], p.MsgID[:])
+				copy(rec[recHeader:], p.Envelope)
+				if err := lb.Put(seqKey(seq), rec); err != nil {
+					return err
+				}
+				if err := ids.Put(p.MsgID[:], seqKey(seq)); err != nil {
+					return err
+				}
+				newHeads[p.Op] = h
+				res[j] = Result{Seq: seq}
+				if bi, ok := batchIdx[p.Op]; ok && batches[bi].Seq+uint64(len(batches[bi].Envelopes)) == seq {
+					batches[bi].Envelopes = append(batches[bi].Envelopes, p.Envelope)
+					batches[bi].Classes = append(batches[bi].Classes, p.Class)
+				} else {
+					batchIdx[p.Op] = len(batches)
+					batches = append(batches, Batch{Op: p.Op, Seq: seq, Prev: prev, Envelopes: [][]byte{p.Envelope}, Classes: []uint8{p.Class}})
+				}
+			}
+			outs[i].results = res
+		}
+		for op, h := range newHeads {
+			if err := ops.Bucket([]byte(op)).Put(keyState, encodeState(h)); err != nil {
+				return err
+			}
+		}
+		if last != applied {
+			return meta.Put(keyApplied, seqKey(last))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("apply: %w", err)
+	}
+	for op, h := range newHeads {
+		s.heads[op] = h
+	}
+	return outs, batches, nil
+}
+
+// head returns an operation's head; an unknown operation has an empty log.
+func (s *store) head(op string) Head {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if h, ok := s.heads[op]; ok {
+		return h
+	}
+	return Head{First: 1}
+}
+
+// read returns up to maxCount entries (and about maxBytes of envelopes, at
+// least one entry) of op starting at from, in one short read transaction.
+// An empty batch means from is past the head.
+func (s *store) read(op string, from uint64, maxCount, maxBytes int) (Batch, error) {
+	b := Batch{Op: op, Seq: from}
+	if from == 0 || maxCount <= 0 {
+		return b, fmt.Errorf("%w: read from %d count %d", ErrInvalid, from, maxCount)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return b, ErrClosed
+	}
+	h, ok := s.heads[op]
+	if !ok || from > h.Last {
+		if ok && from == h.Last+1 {
+			b.Prev = h.Chain
+		}
+		return b, nil
+	}
+	if from < h.First {
+		return b, fmt.Errorf("%w: %d < first %d", ErrCompacted, from, h.First)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOps).Bucket([]byte(op))
+		if ob == nil {
+			return nil
+		}
+		lb := ob.Bucket(bucketLog)
+		c := lb.Cursor()
+		if from > 1 {
+			k, v := c.Seek(seqKey(from - 1))
+			if k == nil || binary.BigEndian.Uint64(k) != from-1 || len(v) < recHeader {
+				return fmt.Errorf("%w: %s: entry %d missing", ErrCorrupt, op, from-1)
+			}
+			copy(b.Prev[:], v[recChain:recChain+HashLen])
+		}
+		size := 0
+		want := from
+		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) != want || len(v) < recHeader {
+				return fmt.Errorf("%w: %s: entry %d missing", ErrCorrupt, op, want)
+			}
+			env := bytes.Clone(v[recHeader:])
+			b.Envelopes = append(b.Envelopes, env)
+			b.Classes = append(b.Classes, v[recClass])
+			size += len(env)
+			want++
+			if len(b.Envelopes) >= maxCount || size >= maxBytes {
+				break
+			}
+		}
+		return nil
+	})
+	return b, err
+}
+
+func (s *store) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// mmapSize is the initial mapping of the FSM's file. A large mapping means
+// the file grows without a remap, and a remap is what makes a writer wait for
+// every open read transaction (a snapshot, a catch-up read) to finish.
+const mmapSize = 1 << 30

@@ -1,0 +1,130 @@
+// Command relayd runs one Liaison relay node: a Raft cluster member that
+// stores every operation's encrypted log and serves clients over WebSocket.
+//
+// With no flags it starts a one-node cluster with its data in ./liaison-data
+// and serves clients on 127.0.0.1:7400. See `relayd -h`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"liaison/cluster"
+	"liaison/relay"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	n, err := start(cfg, log)
+	if err != nil {
+		log.Error("relayd failed to start", "err", err)
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-n.httpErr:
+		log.Error("client listener failed", "err", err)
+	case <-n.cluster.Fatal():
+		log.Error("store failed; stopping so that a restart can replay the raft log")
+	}
+	if err := n.close(); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// node is a running relayd: the cluster member, the relay and the HTTP
+// server in front of it.
+type node struct {
+	log     *slog.Logger
+	cluster *cluster.Node
+	relay   *relay.Server
+	http    *http.Server
+	addr    net.Addr
+	httpErr chan error
+}
+
+func start(cfg config, log *slog.Logger) (*node, error) {
+	id, err := resolveNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("node", id)
+	cn, err := cluster.Open(cluster.Config{
+		NodeID:          id,
+		DataDir:         cfg.DataDir,
+		RaftBind:        cfg.RaftListen,
+		RaftAdvertise:   cfg.Advertise,
+		Bootstrap:       true,
+		Logger:          log,
+		ElectionTimeout: cfg.electionTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cn.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	rcfg := cfg.relay
+	rcfg.NodeID = id
+	rcfg.Logger = log.With("component", "relay")
+	rcfg.AllowedOrigins = cfg.Origins
+	rs := relay.New(clusterLog{cn}, rcfg)
+	n := &node{
+		log:     log,
+		cluster: cn,
+		relay:   rs,
+		addr:    ln.Addr(),
+		httpErr: make(chan error, 1),
+		http: &http.Server{
+			Handler:           rs.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+	go func() {
+		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.httpErr <- err
+		}
+	}()
+	log.Info("relayd listening", "clients", "http://"+ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
+	return n, nil
+}
+
+// close stops accepting clients, closes client connections with 1001 so
+// they reconnect elsewhere, then stops the cluster member.
+func (n *node) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := []error{n.http.Shutdown(ctx), n.relay.Close(), n.cluster.Close()}
+	return errors.Join(errs...)
+}

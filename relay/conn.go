@@ -1,0 +1,326 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"liaison/relay/wire"
+)
+
+// conn is one client connection. The reader goroutine owns reads; the
+// writer goroutine, started on demand, owns data writes; control frames
+// (ping, close) may be written from anywhere, as gorilla allows.
+type conn struct {
+	s   *Server
+	ws  *websocket.Conn
+	id  string
+	log *slog.Logger
+
+	challenge []byte
+	inflight  chan struct{} // one token per publish awaiting commit
+	done      chan struct{} // closed by shutdown
+
+	mu        sync.Mutex
+	room      *sync.Cond // broadcast when the queue drains or the conn closes
+	queue     [][]byte
+	queued    int // bytes in queue and being written
+	writing   bool
+	closed    bool
+	closeCode int // set: close after the queue is written
+	closeText string
+	subs      map[string]*subscription
+	pingTimer *time.Timer
+}
+
+func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+	c := &conn{
+		s:         s,
+		ws:        ws,
+		id:        newSessionID(),
+		challenge: newChallenge(),
+		inflight:  make(chan struct{}, s.cfg.MaxInflight),
+		done:      make(chan struct{}),
+		subs:      make(map[string]*subscription),
+	}
+	c.room = sync.NewCond(&c.mu)
+	c.log = s.cfg.Logger.With("conn", c.id, "remote", remote)
+	return c
+}
+
+// readLoop is the connection's only reader. It runs the handshake, then
+// dispatches requests until the connection ends.
+func (c *conn) readLoop() {
+	defer c.s.wg.Done()
+	defer c.endRead()
+	c.ws.SetReadLimit(wire.MaxClientFrame)
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
+	c.ws.SetPongHandler(func(string) error { return c.touch() })
+	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: time.Now().UnixMilli()})
+
+	authed := false
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if !isExpectedClose(err) {
+				c.log.Debug("read ended", "err", err)
+			}
+			return
+		}
+		if mt != websocket.BinaryMessage {
+			c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
+			return
+		}
+		f, err := wire.Decode(data)
+		if err != nil {
+			c.fail(wire.CodeBadFrame, err.Error())
+			return
+		}
+		if !authed {
+			if !c.auth(f) {
+				return
+			}
+			authed = true
+			c.startPings()
+			continue
+		}
+		if err := c.touch(); err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *wire.Subscribe:
+			c.subscribe(f)
+		case *wire.Unsubscribe:
+			c.unsubscribe(f.Op)
+		case *wire.Publish:
+			if !c.publish(f) {
+				return
+			}
+		default:
+			c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
+			return
+		}
+	}
+}
+
+// endRead runs when the reader stops. If an error frame is waiting to be
+// written before the close, it lets the writer finish (bounded by the write
+// timeout); otherwise it ends the connection now.
+func (c *conn) endRead() {
+	c.mu.Lock()
+	pending := c.closeCode != 0 && !c.closed
+	c.mu.Unlock()
+	if pending {
+		t := time.NewTimer(c.s.cfg.WriteTimeout + time.Second)
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+	}
+	c.shutdown()
+}
+
+func isExpectedClose(err error) bool {
+	return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) || errors.Is(err, websocket.ErrCloseSent)
+}
+
+func (c *conn) touch() error {
+	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+}
+
+// auth handles the first client frame. Version 1 accepts anonymous clients.
+func (c *conn) auth(f wire.Frame) bool {
+	a, ok := f.(*wire.Auth)
+	if !ok {
+		c.failClose(wire.CodeUnauthenticated, "the first frame must be auth", wire.CloseAuth)
+		return false
+	}
+	if a.Version != wire.Version {
+		c.failClose(wire.CodeVersion, fmt.Sprintf("version %d not supported; this node speaks %d", a.Version, wire.Version), wire.CloseAuth)
+		return false
+	}
+	if err := c.touch(); err != nil {
+		return false
+	}
+	c.send(&wire.Welcome{Version: wire.Version, Node: c.s.cfg.NodeID, Session: c.id})
+	c.log.Debug("client authenticated", "client", a.Client)
+	return true
+}
+
+func (c *conn) publish(f *wire.Publish) bool {
+	select {
+	case c.inflight <- struct{}{}:
+	default:
+		// At the limit: stop reading until a commit frees a slot, so the
+		// client is slowed by TCP rather than buffered in memory.
+		select {
+		case c.inflight <- struct{}{}:
+		case <-c.done:
+			return false
+		}
+	}
+	p := Publish{Op: f.Op, Class: uint8(f.Class), Envelope: f.Envelope}
+	copy(p.MsgID[:], f.MsgID)
+	req, op := f.Req, f.Op
+	c.s.log.Submit(p, func(r Result, err error) {
+		<-c.inflight
+		if err != nil {
+			c.send(errorFrame(req, op, codeFor(err), err.Error()))
+			return
+		}
+		c.send(&wire.Ack{Req: req, Op: op, Seq: r.Seq, Dup: r.Dup})
+	})
+	return true
+}
+
+// send encodes f and queues it. Frames for a closed connection are dropped.
+func (c *conn) send(f wire.Frame) {
+	b, err := wire.Encode(f)
+	if err != nil {
+		c.log.Error("encode frame", "type", f.Type(), "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.enqueueLocked(b)
+	c.mu.Unlock()
+}
+
+func (c *conn) enqueueLocked(frames ...[]byte) {
+	if c.closed || c.closeCode != 0 {
+		return
+	}
+	c.queue = append(c.queue, frames...)
+	c.queued += frameBytes(frames)
+	if !c.writing {
+		c.writing = true
+		c.s.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes queued frames and exits when the queue is empty, so an
+// idle connection has no writer goroutine.
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		if len(c.queue) == 0 {
+			c.writing = false
+			code, text := c.closeCode, c.closeText
+			c.mu.Unlock()
+			if code != 0 {
+				c.closeWith(code, text)
+			}
+			return
+		}
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, b := range batch {
+			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if err == nil {
+				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+			}
+			if err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
+				c.shutdown()
+				return
+			}
+		}
+		c.mu.Lock()
+		c.queued -= frameBytes(batch)
+		c.room.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// fail sends an error frame and closes the connection with 4001 once it is
+// written.
+func (c *conn) fail(code wire.Code, msg string) {
+	c.s.stats.badFrames.Add(1)
+	c.failClose(code, msg, wire.CloseBadFrame)
+}
+
+func (c *conn) failClose(code wire.Code, msg string, closeCode int) {
+	c.log.Info("closing connection", "code", code, "reason", msg)
+	b, err := wire.Encode(errorFrame(0, "", code, msg))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.enqueueLocked(b)
+	}
+	c.closeCode, c.closeText = closeCode, code.String()
+	if !c.writing && !c.closed {
+		c.writing = true
+		c.s.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// closeWith sends a close frame with code and ends the connection.
+func (c *conn) closeWith(code int, text string) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	c.shutdown()
+}
+
+// shutdown ends the connection and its subscriptions. Idempotent.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		s.ended = true
+		subs = append(subs, s)
+	}
+	c.subs = nil
+	c.queue = nil
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.room.Broadcast()
+	close(c.done)
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.s.hub.remove(s)
+	}
+	c.ws.Close()
+	c.s.forget(c)
+}
+
+func (c *conn) startPings() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+}
+
+func (c *conn) ping() {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.shutdown()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.pingTimer.Reset(c.s.cfg.PingInterval)
+	}
+}

@@ -1,0 +1,64 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"unicode/utf8"
+
+	"liaison/relay/wire"
+)
+
+// deliverOverhead is a generous bound on a deliver frame's bytes besides
+// its envelopes; envOverhead on each envelope's CBOR header.
+const (
+	deliverOverhead = 256
+	envOverhead     = 9
+)
+
+// deliverFrames encodes envs (sequences seq, seq+1, ...) as deliver frames,
+// each under wire.MaxServerFrame and wire.MaxDeliverEntries.
+func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte) ([][]byte, error) {
+	var out [][]byte
+	for len(envs) > 0 {
+		n, size := 0, deliverOverhead
+		for n < len(envs) && n < wire.MaxDeliverEntries {
+			add := len(envs[n]) + envOverhead
+			if n > 0 && size+add > wire.MaxServerFrame {
+				break
+			}
+			size += add
+			n++
+		}
+		b, err := wire.Encode(&wire.Deliver{Op: op, Seq: seq, Prev: prev[:], Envelopes: envs[:n]})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+		if n < len(envs) {
+			for _, e := range envs[:n] {
+				prev = chainNext(prev, e)
+			}
+		}
+		seq += uint64(n)
+		envs = envs[n:]
+	}
+	return out, nil
+}
+
+func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(env)
+	var out [HashLen]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+func frameBytes(fs [][]byte) int {
+	n := 0
+	for _, f := range fs {
+		n += len(f)
+	}
+	return n
+}

@@ -1,0 +1,21 @@
+// Package relay is Liaison's WebSocket edge: it accepts client connections,
+// runs the handshake, and serves publishes and subscriptions against a Log
+// (the replicated store, wired in by cmd/relayd).
+//
+// What it owns and promises:
+//   - One reader goroutine per connection. Writes go through a bounded
+//     per-connection outbound queue drained by a writer goroutine that
+//     exists only while there is something to write, with a deadline on every
+//     write. The HTTP handler returns right after the upgrade.
+//   - A publish is acknowledged only when the Log reports it committed; an
+//     error whose outcome is unknown is reported as such (code timeout) so
+//     the client retries with the same message id.
+//   - A subscription delivers an operation's entries from the requested
+//     sequence in order, each exactly once, across the switch from stored to
+//     live entries. Live entries are pushed from the Log's commit
+//     announcements; a subscriber that falls behind its outbound queue is
+//     switched to reading from the Log (the log is the buffer), so memory
+//     per connection stays bounded and nothing is skipped.
+//   - Envelopes are forwarded byte for byte; the relay never decodes them.
+//   - A malformed frame closes only its own connection, after an error frame.
+package relay

@@ -1,0 +1,45 @@
+package relay
+
+import "sync"
+
+// hub maps operations to the subscriptions on this node.
+type hub struct {
+	mu   sync.RWMutex
+	subs map[string]map[*subscription]struct{}
+}
+
+func newHub() *hub { return &hub{subs: make(map[string]map[*subscription]struct{})} }
+
+func (h *hub) add(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.subs[s.op]
+	if m == nil {
+		m = make(map[*subscription]struct{})
+		h.subs[s.op] = m
+	}
+	m[s] = struct{}{}
+}
+
+func (h *hub) remove(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.subs[s.op]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.op)
+		}
+	}
+}
+
+// announce offers committed batches to every subscription of their
+// operation. It runs on the Log's commit path and never blocks on a client.
+func (h *hub) announce(bs []Batch) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for i := range bs {
+		for s := range h.subs[bs[i].Op] {
+			s.offer(&bs[i])
+		}
+	}
+}

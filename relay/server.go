@@ -1,0 +1,201 @@
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"liaison/relay/wire"
+)
+
+// Server serves Liaison clients over WebSocket against a Log.
+type Server struct {
+	cfg      Config
+	log      Log
+	hub      *hub
+	upgrader websocket.Upgrader
+	unwatch  func()
+
+	stats stats
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // every goroutine of every connection
+}
+
+// New returns a Server for log. Close it to release its connections.
+func New(log Log, cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: log, hub: newHub(), conns: make(map[*conn]struct{})}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout:  cfg.HandshakeTimeout,
+		ReadBufferSize:    512,
+		WriteBufferPool:   &sync.Pool{},
+		CheckOrigin:       s.checkOrigin,
+		EnableCompression: false,
+	}
+	s.unwatch = log.Watch(s.hub.announce)
+	return s
+}
+
+// Handler returns the HTTP routes: /ws, /healthz and /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.ServeWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.log.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// checkOrigin accepts requests without an Origin header (non-browser
+// clients), same-origin requests, and the configured allow-list.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if slices.Contains(s.cfg.AllowedOrigins, origin) {
+		return true
+	}
+	return origin == "http://"+r.Host || origin == "https://"+r.Host
+}
+
+// ServeWS upgrades the request and hands the connection to its reader
+// goroutine; the handler itself returns at once.
+func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the request
+	}
+	c := newConn(s, ws, r.RemoteAddr)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.readLoop()
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close refuses new connections, closes every open one with 1001 (going
+// away) so clients reconnect elsewhere, and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.unwatch()
+	for _, c := range conns {
+		c.closeWith(websocket.CloseGoingAway, "node shutting down")
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Stats are the relay's counters since start.
+type Stats struct {
+	// Conns is the number of open connections.
+	Conns int
+	// Lagged counts live subscriptions switched to reading from the log
+	// because their connection's outbound queue was full.
+	Lagged uint64
+	// BadFrames counts connections closed for a malformed frame.
+	BadFrames uint64
+}
+
+// Stats returns the relay's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return Stats{Conns: n, Lagged: s.stats.lagged.Load(), BadFrames: s.stats.badFrames.Load()}
+}
+
+type stats struct {
+	lagged    atomic.Uint64
+	badFrames atomic.Uint64
+}
+
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newChallenge() []byte {
+	b := make([]byte, wire.ChallengeLen)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// codeFor converts a Log error into a wire code.
+func codeFor(err error) wire.Code {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return wire.CodeUnavailable
+	case errors.Is(err, ErrUnknownOutcome):
+		return wire.CodeTimeout
+	case errors.Is(err, ErrInvalid):
+		return wire.CodeBadRequest
+	case errors.Is(err, ErrCompacted):
+		return wire.CodeCompacted
+	}
+	return wire.CodeInternal
+}
+
+// errorFrame builds an error frame, trimming the message to the limit.
+func errorFrame(req uint64, op string, code wire.Code, msg string) *wire.Error {
+	if len(msg) > wire.MaxMessageLen {
+		msg = msg[:wire.MaxMessageLen]
+	}
+	for len(msg) > 0 && !utf8Valid(msg) {
+		msg = msg[:len(msg)-1]
+	}
+	if !wire.ValidOp(op) {
+		op = ""
+	}
+	return &wire.Error{Req: req, Op: op, Code: code, Message: msg}
+}

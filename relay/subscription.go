@@ -1,0 +1,201 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+
+	"liaison/relay/wire"
+)
+
+// readBytes bounds the envelope bytes of one log read.
+const readBytes = 512 << 10
+
+// subscription is one operation subscribed on one connection. Its fields
+// are guarded by its connection's mu.
+//
+// Exactly one of two things feeds it at a time: while live, the hub's
+// commit announcements; otherwise its puller goroutine, reading from the log.
+// Both deliver exactly sequence next and advance it under the lock, which is
+// what makes delivery gap-free and duplicate-free.
+type subscription struct {
+	c  *conn
+	op string
+
+	next    uint64 // next sequence to deliver
+	live    bool
+	pulling bool
+	ended   bool
+}
+
+func (c *conn) subscribe(f *wire.Subscribe) {
+	head := c.s.log.Head(f.Op)
+	if f.From < head.First {
+		c.send(&wire.Error{Req: f.Req, Op: f.Op, Code: wire.CodeCompacted, Seq: head.First,
+			Message: fmt.Sprintf("entries before %d were removed by retention", head.First)})
+		return
+	}
+	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	old := c.subs[f.Op]
+	if old == nil && len(c.subs) >= c.s.cfg.MaxSubscriptions {
+		c.mu.Unlock()
+		c.send(errorFrame(f.Req, f.Op, wire.CodeLimit, fmt.Sprintf("at most %d subscriptions per connection", c.s.cfg.MaxSubscriptions)))
+		return
+	}
+	if old != nil {
+		old.ended = true
+	}
+	c.subs[f.Op] = s
+	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First}); err == nil {
+		c.enqueueLocked(b)
+	}
+	c.s.wg.Add(1)
+	c.mu.Unlock()
+	if old != nil {
+		c.s.hub.remove(old)
+	}
+	c.s.hub.add(s)
+	go s.pull()
+}
+
+func (c *conn) unsubscribe(op string) {
+	c.mu.Lock()
+	s := c.subs[op]
+	if s != nil {
+		s.ended = true
+		delete(c.subs, op)
+	}
+	c.mu.Unlock()
+	if s != nil {
+		c.s.hub.remove(s)
+	}
+}
+
+// offer is called by the hub for each committed batch of the operation.
+func (s *subscription) offer(b *Batch) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ended || !s.live {
+		return
+	}
+	end := b.Seq + uint64(len(b.Envelopes))
+	if end <= s.next {
+		return
+	}
+	if b.Seq > s.next {
+		// Entries between next and this batch were announced before the
+		// subscription went live; read them from the log.
+		s.startPullLocked()
+		return
+	}
+	prev := b.Prev
+	skip := s.next - b.Seq
+	for _, e := range b.Envelopes[:skip] {
+		prev = chainNext(prev, e)
+	}
+	frames, err := deliverFrames(s.op, s.next, prev, b.Envelopes[skip:])
+	if err != nil {
+		c.log.Error("encode deliver", "op", s.op, "err", err)
+		return
+	}
+	if c.queued+frameBytes(frames) > c.s.cfg.QueueBytes {
+		// The client is not keeping up: stop pushing and let the puller
+		// read from the log as the queue drains.
+		c.s.stats.lagged.Add(1)
+		s.startPullLocked()
+		return
+	}
+	c.enqueueLocked(frames...)
+	s.next = end
+}
+
+func (s *subscription) startPullLocked() {
+	s.live = false
+	if s.pulling || s.c.closed {
+		return
+	}
+	s.pulling = true
+	s.c.s.wg.Add(1)
+	go s.pull()
+}
+
+// pull delivers entries from the log until the subscription has caught up
+// with the log's head, then makes it live.
+func (s *subscription) pull() {
+	c := s.c
+	defer c.s.wg.Done()
+	for {
+		c.mu.Lock()
+		for !s.ended && c.queued >= c.s.cfg.QueueBytes/2 {
+			c.room.Wait()
+		}
+		if s.ended {
+			s.pulling = false
+			c.mu.Unlock()
+			return
+		}
+		from := s.next
+		c.mu.Unlock()
+
+		b, err := c.s.log.Read(s.op, from, c.s.cfg.ReadBatch, readBytes)
+		if err != nil {
+			s.abort(err)
+			return
+		}
+		var frames [][]byte
+		if len(b.Envelopes) > 0 {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes); err != nil {
+				s.abort(err)
+				return
+			}
+		}
+
+		c.mu.Lock()
+		switch {
+		case s.ended:
+			s.pulling = false
+			c.mu.Unlock()
+			return
+		case len(frames) > 0:
+			c.enqueueLocked(frames...)
+			s.next = from + uint64(len(b.Envelopes))
+		case c.s.log.Head(s.op).Last < s.next:
+			// Caught up. Announcements happen after the head moves, so
+			// any entry committed after this check is offered to us
+			// once we are live.
+			s.live = true
+			s.pulling = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// abort ends the subscription after a read error, telling the client why.
+func (s *subscription) abort(err error) {
+	c := s.c
+	code := codeFor(err)
+	frame := errorFrame(0, s.op, code, err.Error())
+	if errors.Is(err, ErrCompacted) {
+		frame.Seq = c.s.log.Head(s.op).First
+	}
+	c.mu.Lock()
+	s.pulling = false
+	mine := c.subs[s.op] == s
+	if mine {
+		s.ended = true
+		delete(c.subs, s.op)
+	}
+	c.mu.Unlock()
+	if mine {
+		c.s.hub.remove(s)
+		c.send(frame)
+	}
+	c.log.Warn("subscription ended", "op", s.op, "err", err)
+}
