@@ -33,8 +33,10 @@ type Config struct {
 	// MaxBatchBytes bounds the encoded size of one Raft entry; default
 	// 1 MiB.
 	MaxBatchBytes int
-	// MaxInflight bounds the Raft entries applied but not yet committed;
-	// default 64.
+	// MaxInflight bounds the Raft entries submitted but not yet committed;
+	// default 8. Fewer in flight means more publishes wait for the next
+	// entry, so entries grow with load (measured with BenchmarkPublish: at
+	// 256 publishers 8 beat both 1 and 64).
 	MaxInflight int
 	// ApplyTimeout bounds how long raft.Apply waits to enqueue an entry;
 	// default 10 s.
@@ -81,7 +83,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.MaxBatchBytes = 1 << 20
 	}
 	if out.MaxInflight == 0 {
-		out.MaxInflight = 64
+		out.MaxInflight = 8
 	}
 	if out.ApplyTimeout == 0 {
 		out.ApplyTimeout = 10 * time.Second

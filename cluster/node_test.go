@@ -31,9 +31,13 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // openNode starts a bootstrapped one-node cluster in dir and waits for it to
 // lead.
-func openNode(t testing.TB, dir string) *Node {
+func openNode(t testing.TB, dir string, opts ...func(*Config)) *Node {
 	t.Helper()
-	n, err := Open(Config{NodeID: "n1", DataDir: dir, RaftBind: freeAddr(t), Bootstrap: true, Logger: quietLogger(), ElectionTimeout: 200 * time.Millisecond})
+	cfg := Config{NodeID: "n1", DataDir: dir, RaftBind: freeAddr(t), Bootstrap: true, Logger: quietLogger(), ElectionTimeout: 200 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +50,16 @@ func openNode(t testing.TB, dir string) *Node {
 	return n
 }
 
+// msgID returns a time-ordered message id, as clients make them: a
+// big-endian millisecond time, then random bytes.
 func msgID(t testing.TB) (id [MsgIDLen]byte) {
-	if _, err := rand.Read(id[:]); err != nil {
+	if _, err := rand.Read(id[6:]); err != nil {
 		t.Fatal(err)
+	}
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		id[i] = byte(ms)
+		ms >>= 8
 	}
 	return id
 }
