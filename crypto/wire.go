@@ -14,9 +14,7 @@ func (w *writer) u16(v uint16)       { w.b = binary.BigEndian.AppendUint16(w.b, 
 func (w *writer) u32(v uint32)       { w.b = binary.BigEndian.AppendUint32(w.b, v) }
 func (w *writer) u64(v uint64)       { w.b = binary.BigEndian.AppendUint64(w.b, v) }
 func (w *writer) raw(p []byte)       { w.b = append(w.b, p...) }
-func (w *writer) bytes8(p []byte)    { w.u8(uint8(len(p))); w.raw(p) }
 func (w *writer) bytes16(p []byte)   { w.u16(uint16(len(p))); w.raw(p) }
-func (w *writer) bytes32(p []byte)   { w.u32(uint32(len(p))); w.raw(p) }
 func (w *writer) str8(s string)      { w.u8(uint8(len(s))); w.b = append(w.b, s...) }
 func (w *writer) fixed32(p [32]byte) { w.raw(p[:]) }
 
@@ -102,11 +100,6 @@ func (r *reader) bytes8(min, max int, what string) []byte {
 
 func (r *reader) bytes16(min, max int, what string) []byte {
 	n := r.boundedLen(int(r.u16(what)), min, max, what)
-	return r.take(n, what)
-}
-
-func (r *reader) bytes32(min, max int, what string) []byte {
-	n := r.boundedLen(int(r.u32(what)), min, max, what)
 	return r.take(n, what)
 }
 

@@ -174,7 +174,12 @@ func (s *Subscribe) validate() error {
 	return checkOp(s.Op)
 }
 
-func (s *Subscribed) validate() error { return checkOp(s.Op) }
+func (s *Subscribed) validate() error {
+	if s.From == 0 {
+		return errors.New("subscribed: from must be at least 1")
+	}
+	return checkOp(s.Op)
+}
 
 func (u *Unsubscribe) validate() error { return checkOp(u.Op) }
 

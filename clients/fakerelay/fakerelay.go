@@ -1,0 +1,563 @@
+// Package fakerelay is an in-process stand-in for the Liaison relay, for unit
+// tests of the client library and the CLI only. It speaks the wire protocol
+// of docs/protocol.md over a real WebSocket (httptest + gorilla/websocket):
+// hello/auth/welcome, subscribe/subscribed/deliver with stored-then-live
+// delivery, publish/ack with dedupe by msgid. It keeps its logs in memory and
+// has hooks to drop connections, delay or refuse publishes, rewrite history
+// and inject arbitrary frames. It is not a relay: no Raft, no disk, no limits.
+//
+// It lives outside internal/ only because Go's internal rule would hide it
+// from cmd/liaison's tests. Do not use it outside tests.
+package fakerelay
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"liaison/relay/wire"
+)
+
+// Action tells the fake what to do with a publish frame.
+type Action int
+
+// Publish actions.
+const (
+	// Commit stores the entry (or finds its msgid) and acks it.
+	Commit Action = iota
+	// CommitThenDrop stores the entry, then closes the connection
+	// without acking.
+	CommitThenDrop
+	// DropBeforeCommit closes the connection without storing anything.
+	DropBeforeCommit
+	// Ignore neither stores nor answers.
+	Ignore
+	// Defer holds the publish until ReleaseDeferred.
+	Defer
+	// Reject answers with an error frame carrying Decision.Code.
+	Reject
+)
+
+// Decision is the answer of a publish hook.
+type Decision struct {
+	Action Action
+	Code   wire.Code // for Reject
+}
+
+// DeliverAction tells the fake what to do with a deliver frame it is about to
+// send.
+type DeliverAction int
+
+// Deliver actions.
+const (
+	// Send sends the frame.
+	Send DeliverAction = iota
+	// SendThenDrop sends the frame, then closes the connection.
+	SendThenDrop
+)
+
+type opLog struct {
+	entries [][]byte
+	chains  [][32]byte // chains[i] is the chain hash of seq i+1
+	ids     map[[16]byte]uint64
+	first   uint64
+}
+
+func (l *opLog) head() uint64 { return uint64(len(l.entries)) }
+
+func (l *opLog) chain(seq uint64) [32]byte {
+	if seq == 0 {
+		return [32]byte{}
+	}
+	return l.chains[seq-1]
+}
+
+func (l *opLog) rechain(from uint64) {
+	for seq := from; seq <= l.head(); seq++ {
+		prev := l.chain(seq - 1)
+		l.chains[seq-1] = sha256.Sum256(append(prev[:], l.entries[seq-1]...))
+	}
+}
+
+type deferred struct {
+	c *sconn
+	p *wire.Publish
+}
+
+// Server is a fake relay. Create it with New; Close it at the end of the
+// test.
+type Server struct {
+	// URL is the WebSocket URL (ws://127.0.0.1:port/ws).
+	URL string
+	// Addr is host:port.
+	Addr string
+
+	hs *httptest.Server
+	up websocket.Upgrader
+	wg sync.WaitGroup
+
+	mu         sync.Mutex
+	node       string
+	closed     bool
+	logs       map[string]*opLog
+	conns      map[int]*sconn
+	nconn      int
+	handshakes int
+	auths      []wire.Auth
+	publishes  []wire.Publish
+	subscribes []wire.Subscribe
+	deferred   []deferred
+	batch      int
+	onPublish  func(*wire.Publish) Decision
+	onDeliver  func(connID int, d *wire.Deliver) DeliverAction
+	changed    chan struct{}
+}
+
+// New starts a fake relay with node id node.
+func New(node string) *Server {
+	s := &Server{
+		node:    node,
+		logs:    make(map[string]*opLog),
+		conns:   make(map[int]*sconn),
+		batch:   wire.MaxDeliverEntries,
+		changed: make(chan struct{}),
+	}
+	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Addr = strings.TrimPrefix(s.hs.URL, "http://")
+	s.URL = "ws://" + s.Addr + "/ws"
+	return s
+}
+
+// Close drops every connection and stops the server; it waits for all of the
+// fake's goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.hs.Close()
+	s.DropAll()
+	s.wg.Wait()
+}
+
+// notifyLocked wakes Await callers. s.mu is held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Await waits until cond returns true, re-evaluating it after every change
+// in the fake's state; it fails the test after 10 s.
+func (s *Server) Await(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("fakerelay: timed out waiting for %s", what)
+		}
+	}
+}
+
+// SetOnPublish installs a hook deciding the fate of each publish frame (nil:
+// commit all). It is called with the fake's lock held: it must not call the
+// Server's methods.
+func (s *Server) SetOnPublish(f func(*wire.Publish) Decision) {
+	s.mu.Lock()
+	s.onPublish = f
+	s.mu.Unlock()
+}
+
+// SetOnDeliver installs a hook called for each deliver frame before it is
+// queued (nil: send all). Same locking rule as SetOnPublish.
+func (s *Server) SetOnDeliver(f func(connID int, d *wire.Deliver) DeliverAction) {
+	s.mu.Lock()
+	s.onDeliver = f
+	s.mu.Unlock()
+}
+
+// SetBatch sets the most entries the fake packs in one deliver frame.
+func (s *Server) SetBatch(n int) {
+	s.mu.Lock()
+	s.batch = n
+	s.mu.Unlock()
+}
+
+func (s *Server) logLocked(op string) *opLog {
+	l, ok := s.logs[op]
+	if !ok {
+		l = &opLog{ids: make(map[[16]byte]uint64), first: 1}
+		s.logs[op] = l
+	}
+	return l
+}
+
+// Append commits env to op as if a client had published it with a random
+// msgid, delivers it to subscribers, and returns its sequence.
+func (s *Server) Append(op string, env []byte) uint64 {
+	var id [16]byte
+	rand.Read(id[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, _ := s.commitLocked(op, id, env)
+	return seq
+}
+
+// Rewrite replaces the envelope of op's entry seq and recomputes the chain
+// from there: the fake now shows a different history.
+func (s *Server) Rewrite(op string, seq uint64, env []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logLocked(op)
+	l.entries[seq-1] = env
+	l.rechain(seq)
+	s.notifyLocked()
+}
+
+// SetFirst pretends retention removed op's entries before first.
+func (s *Server) SetFirst(op string, first uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logLocked(op).first = first
+}
+
+// Entries returns a copy of op's log.
+func (s *Server) Entries(op string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.logLocked(op).entries...)
+}
+
+// Chain returns the chain hash of op's entry seq (zero for 0).
+func (s *Server) Chain(op string, seq uint64) [32]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logLocked(op).chain(seq)
+}
+
+// Handshakes counts completed handshakes (connections welcomed).
+func (s *Server) Handshakes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handshakes
+}
+
+// Live counts open connections.
+func (s *Server) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Auths returns the auth frames received.
+func (s *Server) Auths() []wire.Auth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.Auth(nil), s.auths...)
+}
+
+// Publishes returns the publish frames received (envelopes included).
+func (s *Server) Publishes() []wire.Publish {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.Publish(nil), s.publishes...)
+}
+
+// Subscribes returns the subscribe frames received.
+func (s *Server) Subscribes() []wire.Subscribe {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.Subscribe(nil), s.subscribes...)
+}
+
+// Deferred counts publishes held by the Defer action.
+func (s *Server) Deferred() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.deferred)
+}
+
+// ReleaseDeferred commits and acks every deferred publish.
+func (s *Server) ReleaseDeferred() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.deferred {
+		seq, dup := s.commitLocked(d.p.Op, [16]byte(d.p.MsgID), d.p.Envelope)
+		d.c.sendFrame(&wire.Ack{Req: d.p.Req, Op: d.p.Op, Seq: seq, Dup: dup})
+	}
+	s.deferred = nil
+	s.notifyLocked()
+}
+
+// DropAll closes every open connection.
+func (s *Server) DropAll() {
+	s.mu.Lock()
+	conns := make([]*sconn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// Inject queues raw bytes as one binary message on every open connection.
+func (s *Server) Inject(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.enqueue(b, false)
+	}
+}
+
+// InjectFrame encodes f and queues it on every open connection.
+func (s *Server) InjectFrame(f wire.Frame) {
+	b, err := wire.Encode(f)
+	if err != nil {
+		panic(fmt.Sprintf("fakerelay: encode: %v", err))
+	}
+	s.Inject(b)
+}
+
+// commitLocked stores env under (op, id) unless id is known, fans the new
+// entry out to live subscribers and returns its sequence.
+func (s *Server) commitLocked(op string, id [16]byte, env []byte) (uint64, bool) {
+	l := s.logLocked(op)
+	if seq, ok := l.ids[id]; ok {
+		return seq, true
+	}
+	prev := l.chain(l.head())
+	l.entries = append(l.entries, env)
+	l.chains = append(l.chains, sha256.Sum256(append(prev[:], env...)))
+	seq := l.head()
+	l.ids[id] = seq
+	for _, c := range s.conns {
+		if next, ok := c.subs[op]; ok && next == seq {
+			s.sendDeliverLocked(c, op, l, seq, seq)
+			c.subs[op] = seq + 1
+		}
+	}
+	s.notifyLocked()
+	return seq, false
+}
+
+// sendDeliverLocked queues op's entries from..to on c, in frames of at most
+// s.batch entries.
+func (s *Server) sendDeliverLocked(c *sconn, op string, l *opLog, from, to uint64) {
+	for seq := from; seq <= to; {
+		end := min(to, seq+uint64(s.batch)-1)
+		prev := l.chain(seq - 1)
+		d := &wire.Deliver{Op: op, Seq: seq, Prev: prev[:], Envelopes: append([][]byte(nil), l.entries[seq-1:end]...)}
+		act := Send
+		if s.onDeliver != nil {
+			act = s.onDeliver(c.id, d)
+		}
+		b, _ := wire.Encode(d)
+		c.enqueue(b, act == SendThenDrop)
+		seq = end + 1
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/ws" {
+		http.NotFound(w, r)
+		return
+	}
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(wire.MaxClientFrame)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ws.Close()
+		return
+	}
+	s.nconn++
+	c := &sconn{id: s.nconn, ws: ws, subs: make(map[string]uint64), sig: make(chan struct{}, 1), done: make(chan struct{})}
+	s.wg.Add(2) // this handler (hijacked: httptest does not wait for it) and the writer
+	s.mu.Unlock()
+	defer s.wg.Done()
+	go func() { defer s.wg.Done(); c.writeLoop() }()
+	defer c.close()
+
+	var challenge [32]byte
+	rand.Read(challenge[:])
+	c.sendFrame(&wire.Hello{Versions: []uint{wire.Version}, Node: s.node, Challenge: challenge[:], Time: time.Now().UnixMilli()})
+	f, err := c.read()
+	if err != nil {
+		return
+	}
+	auth, ok := f.(*wire.Auth)
+	if !ok {
+		c.sendFrame(&wire.Error{Code: wire.CodeUnauthenticated})
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.auths = append(s.auths, *auth)
+	s.conns[c.id] = c
+	s.handshakes++
+	c.sendFrame(&wire.Welcome{Version: wire.Version, Node: s.node, Session: fmt.Sprintf("s%d", c.id)})
+	s.notifyLocked()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c.id)
+		s.notifyLocked()
+		s.mu.Unlock()
+	}()
+
+	for {
+		f, err := c.read()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		switch f := f.(type) {
+		case *wire.Subscribe:
+			s.subscribes = append(s.subscribes, *f)
+			l := s.logLocked(f.Op)
+			if f.From < l.first {
+				c.sendFrame(&wire.Error{Req: f.Req, Code: wire.CodeCompacted, Op: f.Op, Seq: l.first})
+				break
+			}
+			c.sendFrame(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: l.head(), First: l.first})
+			if f.From <= l.head() {
+				s.sendDeliverLocked(c, f.Op, l, f.From, l.head())
+				c.subs[f.Op] = l.head() + 1
+			} else {
+				c.subs[f.Op] = f.From
+			}
+		case *wire.Unsubscribe:
+			delete(c.subs, f.Op)
+		case *wire.Publish:
+			s.publishes = append(s.publishes, *f)
+			d := Decision{Action: Commit}
+			if s.onPublish != nil {
+				d = s.onPublish(f)
+			}
+			switch d.Action {
+			case Commit:
+				seq, dup := s.commitLocked(f.Op, [16]byte(f.MsgID), f.Envelope)
+				c.sendFrame(&wire.Ack{Req: f.Req, Op: f.Op, Seq: seq, Dup: dup})
+			case CommitThenDrop:
+				s.commitLocked(f.Op, [16]byte(f.MsgID), f.Envelope)
+				c.enqueue(nil, true)
+			case DropBeforeCommit:
+				c.enqueue(nil, true)
+			case Ignore:
+			case Defer:
+				s.deferred = append(s.deferred, deferred{c, f})
+			case Reject:
+				c.sendFrame(&wire.Error{Req: f.Req, Code: d.Code, Op: f.Op, Message: "rejected by fake"})
+			}
+		default:
+			c.sendFrame(&wire.Error{Code: wire.CodeBadFrame, Message: "unexpected " + f.Type().String()})
+			c.enqueue(nil, true)
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+	}
+}
+
+// sconn is one server-side connection with an unbounded outbound queue.
+type sconn struct {
+	id   int
+	ws   *websocket.Conn
+	subs map[string]uint64 // op -> next live sequence; under Server.mu
+
+	qmu    sync.Mutex
+	q      []qitem
+	sig    chan struct{}
+	done   chan struct{}
+	closed sync.Once
+}
+
+type qitem struct {
+	b    []byte // nil: nothing to write
+	drop bool   // close the connection after writing b
+}
+
+func (c *sconn) read() (wire.Frame, error) {
+	mt, b, err := c.ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if mt != websocket.BinaryMessage {
+		return nil, fmt.Errorf("text message")
+	}
+	return wire.Decode(b)
+}
+
+func (c *sconn) sendFrame(f wire.Frame) {
+	b, err := wire.Encode(f)
+	if err != nil {
+		panic(fmt.Sprintf("fakerelay: encode %s: %v", f.Type(), err))
+	}
+	c.enqueue(b, false)
+}
+
+func (c *sconn) enqueue(b []byte, drop bool) {
+	c.qmu.Lock()
+	c.q = append(c.q, qitem{b, drop})
+	c.qmu.Unlock()
+	select {
+	case c.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (c *sconn) writeLoop() {
+	for {
+		select {
+		case <-c.sig:
+		case <-c.done:
+			return
+		}
+		c.qmu.Lock()
+		q := c.q
+		c.q = nil
+		c.qmu.Unlock()
+		for _, it := range q {
+			if it.b != nil {
+				c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if err := c.ws.WriteMessage(websocket.BinaryMessage, it.b); err != nil {
+					c.close()
+					return
+				}
+			}
+			if it.drop {
+				c.close()
+				return
+			}
+		}
+	}
+}
+
+func (c *sconn) close() {
+	c.closed.Do(func() {
+		close(c.done)
+		c.ws.Close()
+	})
+}

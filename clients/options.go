@@ -1,0 +1,84 @@
+package clients
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// AuthSigner authenticates a connection: given the relay's fresh challenge it
+// returns the identity token and the signature to put in the auth frame. It
+// is called once per connection, including reconnects.
+type AuthSigner func(challenge []byte) (identity, signature []byte, err error)
+
+// Options configures a Client. The zero value is usable: every zero field
+// takes the default documented on it.
+type Options struct {
+	// Logger receives connection events. Nil discards them.
+	Logger *slog.Logger
+	// ClientName is sent in the auth frame, for the relay's logs.
+	// Default "liaison-go".
+	ClientName string
+	// Signer, if set, signs the relay's challenge on every connection.
+	// Nil sends an anonymous auth (identity and signature empty).
+	Signer AuthSigner
+	// TLSConfig is used for wss:// URLs. Nil uses the system defaults.
+	TLSConfig *tls.Config
+	// DialTimeout bounds connecting plus the handshake (hello, auth,
+	// welcome) of one attempt. Default 10s.
+	DialTimeout time.Duration
+	// WriteTimeout is the deadline of every frame write. A write that does
+	// not complete in time drops the connection. Default 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout drops a connection on which nothing (no frame, no ping)
+	// arrived for this long. The relay pings every 30s. Default 75s.
+	IdleTimeout time.Duration
+	// ReconnectMin is the first delay of the jittered exponential backoff
+	// used between reconnect attempts and between re-sends of a publish that
+	// failed with a retryable error. Default 100ms.
+	ReconnectMin time.Duration
+	// ReconnectMax caps that backoff. Default 10s.
+	ReconnectMax time.Duration
+	// MaxInFlight bounds the publishes awaiting an ack; Publish blocks
+	// while it is reached. Keep it at or below the relay's per-connection
+	// in-flight limit. Default 1024.
+	MaxInFlight int
+	// SubscriptionBuffer is the capacity of each Subscription's Messages
+	// channel. Default 1024.
+	SubscriptionBuffer int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ClientName == "" {
+		o.ClientName = "liaison-go"
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 75 * time.Second
+	}
+	if o.ReconnectMin <= 0 {
+		o.ReconnectMin = 100 * time.Millisecond
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = 10 * time.Second
+	}
+	if o.ReconnectMax < o.ReconnectMin {
+		o.ReconnectMax = o.ReconnectMin
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.SubscriptionBuffer <= 0 {
+		o.SubscriptionBuffer = 1024
+	}
+	return o
+}
