@@ -80,6 +80,10 @@ func (n *Node) waitLoop() {
 			failAll(in.pubs, fmt.Errorf("%w: fsm answered %d of %d", ErrUnknownOutcome, len(out.results), len(in.pubs)))
 		default:
 			for i, p := range in.pubs {
+				if out.errs != nil && out.errs[i] != nil {
+					p.done(Result{}, out.errs[i])
+					continue
+				}
 				p.done(out.results[i], nil)
 			}
 		}

@@ -14,7 +14,8 @@ import (
 //	  oplen uvarint  1..MaxOpLen, then op bytes
 //	  msgid 16 bytes
 //	  class 1 byte
-//	  envlen uvarint 1..MaxEnvelope, then envelope bytes
+//	  kind  1 byte   KindMessage or KindCommit
+//	  envlen uvarint 1..MaxEnvelope (MaxCommit for a commit), then the bytes
 //
 // The time is stamped once by the leader so that every node applies the same
 // value: the FSM never reads its own clock.
@@ -27,7 +28,7 @@ type command struct {
 }
 
 func encodedSize(p *Publish) int {
-	return 2*binary.MaxVarintLen64 + len(p.Op) + MsgIDLen + 1 + len(p.Envelope)
+	return 2*binary.MaxVarintLen64 + len(p.Op) + MsgIDLen + 2 + len(p.Envelope)
 }
 
 func encodePublishes(timeMS int64, pubs []*pending) []byte {
@@ -43,7 +44,7 @@ func encodePublishes(timeMS int64, pubs []*pending) []byte {
 		b = binary.AppendUvarint(b, uint64(len(p.pub.Op)))
 		b = append(b, p.pub.Op...)
 		b = append(b, p.pub.MsgID[:]...)
-		b = append(b, p.pub.Class)
+		b = append(b, p.pub.Class, p.pub.Kind)
 		b = binary.AppendUvarint(b, uint64(len(p.pub.Envelope)))
 		b = append(b, p.pub.Envelope...)
 	}
@@ -76,22 +77,33 @@ func decodeCommand(data []byte) (command, error) {
 		}
 		p.Op = string(r.bytes(int(opLen)))
 		copy(p.MsgID[:], r.bytes(MsgIDLen))
-		cl := r.bytes(1)
+		ck := r.bytes(2)
 		envLen := r.uvarint()
-		if r.err != nil || envLen == 0 || envLen > MaxEnvelope {
-			return c, fmt.Errorf("%w: publish %d: bad envelope length", ErrBadCommand, i)
+		if r.err != nil || envLen == 0 || envLen > uint64(maxEntry(ck[1])) {
+			return c, fmt.Errorf("%w: publish %d: bad kind or envelope length", ErrBadCommand, i)
 		}
 		p.Envelope = r.bytes(int(envLen))
 		if r.err != nil {
 			return c, fmt.Errorf("%w: publish %d: truncated", ErrBadCommand, i)
 		}
-		p.Class = cl[0]
+		p.Class, p.Kind = ck[0], ck[1]
 		c.pubs = append(c.pubs, p)
 	}
 	if len(r.b) != 0 {
 		return c, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(r.b))
 	}
 	return c, nil
+}
+
+// maxEntry is the size limit of an entry of kind k; 0 for an unknown kind.
+func maxEntry(k uint8) int {
+	switch k {
+	case KindMessage:
+		return MaxEnvelope
+	case KindCommit:
+		return MaxCommit
+	}
+	return 0
 }
 
 // reader is a bounds-checked cursor; after the first error every call

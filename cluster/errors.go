@@ -18,6 +18,12 @@ var (
 	ErrInvalid = errors.New("cluster: invalid request")
 	// ErrBadCommand: a Raft entry could not be decoded.
 	ErrBadCommand = errors.New("cluster: bad command")
+	// ErrStaleHead: a roster commit does not name the operation's current
+	// roster head; nothing was stored.
+	ErrStaleHead = errors.New("cluster: commit does not name the current roster head")
+	// ErrRejected: a roster commit failed verification (signature,
+	// authority, operation); nothing was stored.
+	ErrRejected = errors.New("cluster: commit rejected")
 	// ErrCorrupt: the FSM's data file is inconsistent.
 	ErrCorrupt = errors.New("cluster: corrupt state")
 )

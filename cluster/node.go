@@ -212,8 +212,10 @@ func validatePublish(p *Publish) error {
 	switch {
 	case len(p.Op) == 0 || len(p.Op) > MaxOpLen:
 		return fmt.Errorf("%w: operation name of %d bytes", ErrInvalid, len(p.Op))
-	case len(p.Envelope) == 0 || len(p.Envelope) > MaxEnvelope:
-		return fmt.Errorf("%w: envelope of %d bytes", ErrInvalid, len(p.Envelope))
+	case maxEntry(p.Kind) == 0:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, p.Kind)
+	case len(p.Envelope) == 0 || len(p.Envelope) > maxEntry(p.Kind):
+		return fmt.Errorf("%w: entry of %d bytes", ErrInvalid, len(p.Envelope))
 	}
 	return nil
 }

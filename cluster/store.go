@@ -4,48 +4,55 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"liaison/crypto"
 )
 
 // The FSM's bbolt file:
 //
-//	meta/applied          -> Raft index (8 bytes BE) of the last applied entry
-//	ops/<op>/state        -> last(8) first(8) chain(32)
-//	ops/<op>/log/<seq BE> -> record: chain(32) time_ms(8) class(1) msgid(16) envelope
-//	ops/<op>/ids/<msgid>  -> seq (8 bytes BE)
+//	meta/applied              -> Raft index (8 bytes BE) of the last applied entry
+//	ops/<op>/state            -> last(8) first(8) chain(32)
+//	ops/<op>/log/<seq BE>     -> record: chain(32) time_ms(8) class(1) kind(1) msgid(16) entry
+//	ops/<op>/ids/<msgid>      -> seq (8 bytes BE)
+//	ops/<op>/commits/<seq BE> -> empty: the sequences of roster commits
 //
 // Sequence keys are big-endian so cursor order is log order, and the log
 // bucket is append-only (FillPercent 1.0).
 var (
-	bucketMeta = []byte("meta")
-	bucketOps  = []byte("ops")
-	bucketLog  = []byte("log")
-	bucketIDs  = []byte("ids")
-	keyApplied = []byte("applied")
-	keyState   = []byte("state")
+	bucketMeta    = []byte("meta")
+	bucketOps     = []byte("ops")
+	bucketLog     = []byte("log")
+	bucketIDs     = []byte("ids")
+	bucketCommits = []byte("commits")
+	keyApplied    = []byte("applied")
+	keyState      = []byte("state")
 )
 
 const (
 	recChain  = 0
 	recTime   = recChain + HashLen
 	recClass  = recTime + 8
-	recMsgID  = recClass + 1
+	recKind   = recClass + 1
+	recMsgID  = recKind + 1
 	recHeader = recMsgID + MsgIDLen
 	stateLen  = 16 + HashLen
 )
 
 // store is the FSM's bbolt file plus an in-memory copy of every operation's
-// head. mu guards db (replaced on restore) and heads.
+// head and roster. mu guards db (replaced on restore), heads and rosters.
 type store struct {
 	path string
 
-	mu    sync.RWMutex
-	db    *bolt.DB
-	heads map[string]Head
+	mu      sync.RWMutex
+	db      *bolt.DB
+	heads   map[string]Head
+	rosters map[string]*crypto.Roster
 }
 
 func openStore(path string) (*store, error) {
@@ -88,6 +95,7 @@ func openBolt(path string) (*bolt.DB, error) {
 // the log's last entry. The caller holds mu or owns s exclusively.
 func (s *store) loadLocked() error {
 	heads := make(map[string]Head)
+	rosters := make(map[string]*crypto.Roster)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOps).ForEachBucket(func(name []byte) error {
 			ob := tx.Bucket(bucketOps).Bucket(name)
@@ -107,6 +115,13 @@ func (s *store) loadLocked() error {
 				return fmt.Errorf("operation %q: %w: state does not match the log's last entry", name, ErrCorrupt)
 			}
 			heads[string(name)] = h
+			r, err := loadRoster(ob)
+			if err != nil {
+				return fmt.Errorf("operation %q: %w", name, err)
+			}
+			if r != nil {
+				rosters[string(name)] = r
+			}
 			return nil
 		})
 	})
@@ -114,7 +129,39 @@ func (s *store) loadLocked() error {
 		return fmt.Errorf("load %s: %w", s.path, err)
 	}
 	s.heads = heads
+	s.rosters = rosters
 	return nil
+}
+
+// loadRoster re-verifies an operation's roster chain from its commit
+// entries; nil if the operation has none.
+func loadRoster(ob *bolt.Bucket) (*crypto.Roster, error) {
+	cb := ob.Bucket(bucketCommits)
+	if cb == nil {
+		return nil, nil
+	}
+	lb := ob.Bucket(bucketLog)
+	var commits []*crypto.Commit
+	err := cb.ForEach(func(k, _ []byte) error {
+		v := lb.Get(k)
+		if len(v) < recHeader || v[recKind] != KindCommit {
+			return fmt.Errorf("%w: commit entry %x missing", ErrCorrupt, k)
+		}
+		c, err := crypto.DecodeCommit(v[recHeader:])
+		if err != nil {
+			return fmt.Errorf("%w: commit entry %x: %v", ErrCorrupt, k, err)
+		}
+		commits = append(commits, c)
+		return nil
+	})
+	if err != nil || len(commits) == 0 {
+		return nil, err
+	}
+	r, err := crypto.VerifyChain(commits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: roster chain: %v", ErrCorrupt, err)
+	}
+	return r, nil
 }
 
 func decodeState(v []byte) (Head, error) {
@@ -179,9 +226,11 @@ type entryIn struct {
 	err   error // decode error: the entry is skipped and err returned
 }
 
-// applyOut is what apply returns for one Raft entry.
+// applyOut is what apply returns for one Raft entry: a result or an error
+// for each publish, or err for the whole entry.
 type applyOut struct {
 	results []Result
+	errs    []error
 	err     error
 }
 
@@ -196,9 +245,10 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 	}
 	outs := make([]applyOut, len(entries))
 	var (
-		batches  []Batch
-		newHeads = make(map[string]Head)
-		batchIdx = make(map[string]int) // op -> index in batches of its open batch
+		batches    []Batch
+		newHeads   = make(map[string]Head)
+		newRosters = make(map[string]*crypto.Roster)
+		batchIdx   = make(map[string]int) // op -> index in batches of its open batch
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -218,32 +268,60 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				continue
 			}
 			res := make([]Result, len(e.cmd.pubs))
+			var errs []error
 			for j := range e.cmd.pubs {
 				p := &e.cmd.pubs[j]
-				ob, err := ops.CreateBucketIfNotExists([]byte(p.Op))
-				if err != nil {
-					return err
-				}
 				h, ok := newHeads[p.Op]
 				if !ok {
 					if h, ok = s.heads[p.Op]; !ok {
 						h = Head{First: 1}
 					}
 				}
+				if seq, ok := lookupID(ops, p.Op, p.MsgID); ok {
+					res[j] = Result{Seq: seq, Dup: true}
+					continue
+				}
+				seq := h.Last + 1
+				var next *crypto.Roster
+				if p.Kind == KindCommit {
+					roster, ok := newRosters[p.Op]
+					if !ok {
+						roster = s.rosters[p.Op]
+					}
+					var err error
+					if next, err = checkCommit(p.Op, roster, h.Last, p.Envelope); err != nil {
+						if errs == nil {
+							errs = make([]error, len(e.cmd.pubs))
+						}
+						errs[j] = err
+						continue
+					}
+				}
+				// Buckets are created only once the entry will be stored:
+				// a refused publish changes nothing.
+				ob, err := ops.CreateBucketIfNotExists([]byte(p.Op))
+				if err != nil {
+					return err
+				}
 				ids, err := ob.CreateBucketIfNotExists(bucketIDs)
 				if err != nil {
 					return err
 				}
-				if v := ids.Get(p.MsgID[:]); len(v) == 8 {
-					res[j] = Result{Seq: binary.BigEndian.Uint64(v), Dup: true}
-					continue
+				if next != nil {
+					cb, err := ob.CreateBucketIfNotExists(bucketCommits)
+					if err != nil {
+						return err
+					}
+					if err := cb.Put(seqKey(seq), nil); err != nil {
+						return err
+					}
+					newRosters[p.Op] = next
 				}
 				lb, err := ob.CreateBucketIfNotExists(bucketLog)
 				if err != nil {
 					return err
 				}
 				lb.FillPercent = 1.0
-				seq := h.Last + 1
 				prev := h.Chain
 				h.Chain = chainNext(prev, p.Envelope)
 				h.Last = seq
@@ -251,6 +329,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				copy(rec[recChain:], h.Chain[:])
 				binary.BigEndian.PutUint64(rec[recTime:], uint64(e.cmd.timeMS))
 				rec[recClass] = p.Class
+				rec[recKind] = p.Kind
 				copy(rec[recMsgID:], p.MsgID[:])
 				copy(rec[recHeader:], p.Envelope)
 				if err := lb.Put(seqKey(seq), rec); err != nil {
@@ -264,12 +343,14 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				if bi, ok := batchIdx[p.Op]; ok && batches[bi].Seq+uint64(len(batches[bi].Envelopes)) == seq {
 					batches[bi].Envelopes = append(batches[bi].Envelopes, p.Envelope)
 					batches[bi].Classes = append(batches[bi].Classes, p.Class)
+					batches[bi].Kinds = append(batches[bi].Kinds, p.Kind)
 				} else {
 					batchIdx[p.Op] = len(batches)
-					batches = append(batches, Batch{Op: p.Op, Seq: seq, Prev: prev, Envelopes: [][]byte{p.Envelope}, Classes: []uint8{p.Class}})
+					batches = append(batches, Batch{Op: p.Op, Seq: seq, Prev: prev, Envelopes: [][]byte{p.Envelope}, Classes: []uint8{p.Class}, Kinds: []uint8{p.Kind}})
 				}
 			}
 			outs[i].results = res
+			outs[i].errs = errs
 		}
 		for op, h := range newHeads {
 			if err := ops.Bucket([]byte(op)).Put(keyState, encodeState(h)); err != nil {
@@ -287,7 +368,45 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 	for op, h := range newHeads {
 		s.heads[op] = h
 	}
+	for op, r := range newRosters {
+		s.rosters[op] = r
+	}
 	return outs, batches, nil
+}
+
+// lookupID returns the sequence of an entry already stored under msgID.
+func lookupID(ops *bolt.Bucket, op string, msgID [MsgIDLen]byte) (uint64, bool) {
+	ob := ops.Bucket([]byte(op))
+	if ob == nil {
+		return 0, false
+	}
+	ids := ob.Bucket(bucketIDs)
+	if ids == nil {
+		return 0, false
+	}
+	if v := ids.Get(msgID[:]); len(v) == 8 {
+		return binary.BigEndian.Uint64(v), true
+	}
+	return 0, false
+}
+
+// checkCommit decides whether a roster commit may be appended to op, whose
+// log holds last entries and whose roster is current (nil: none yet). It is
+// deterministic: every node reaches the same answer.
+func checkCommit(op string, current *crypto.Roster, last uint64, entry []byte) (*crypto.Roster, error) {
+	if current == nil && last > 0 {
+		return nil, fmt.Errorf("%w: operation %q already has entries without a roster", ErrRejected, op)
+	}
+	_, next, err := crypto.CheckCommit(current, entry)
+	switch {
+	case errors.Is(err, crypto.ErrNotHead):
+		return nil, fmt.Errorf("%w: %v", ErrStaleHead, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+	case next.OpID != op:
+		return nil, fmt.Errorf("%w: commit is for operation %q, not %q", ErrRejected, next.OpID, op)
+	}
+	return next, nil
 }
 
 // head returns an operation's head; an unknown operation has an empty log.
@@ -346,6 +465,7 @@ func (s *store) read(op string, from uint64, maxCount, maxBytes int) (Batch, err
 			env := bytes.Clone(v[recHeader:])
 			b.Envelopes = append(b.Envelopes, env)
 			b.Classes = append(b.Classes, v[recClass])
+			b.Kinds = append(b.Kinds, v[recKind])
 			size += len(env)
 			want++
 			if len(b.Envelopes) >= maxCount || size >= maxBytes {

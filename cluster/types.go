@@ -7,7 +7,7 @@ const HashLen = 32
 const (
 	// MaxOpLen is the longest operation name the log accepts.
 	MaxOpLen = 255
-	// MaxEnvelope is the largest envelope the log accepts.
+	// MaxEnvelope is the largest message envelope the log accepts.
 	MaxEnvelope = 1 << 20
 	// MsgIDLen is the length of a client message id.
 	MsgIDLen = 16
@@ -15,11 +15,22 @@ const (
 	MaxBatchCount = 4096
 )
 
-// Publish is one envelope to append to an operation's log.
+// Entry kinds. A commit is checked against the operation's roster before it
+// is stored; a message is stored as it is.
+const (
+	KindMessage uint8 = 0
+	KindCommit  uint8 = 1
+)
+
+// MaxCommit bounds a roster commit entry.
+const MaxCommit = 4 << 20
+
+// Publish is one entry to append to an operation's log.
 type Publish struct {
 	Op       string
 	MsgID    [MsgIDLen]byte
 	Class    uint8
+	Kind     uint8
 	Envelope []byte
 }
 
@@ -40,6 +51,7 @@ type Batch struct {
 	Prev      [HashLen]byte
 	Envelopes [][]byte
 	Classes   []uint8
+	Kinds     []uint8
 }
 
 // Head describes the extent of an operation's log on this node.

@@ -164,7 +164,7 @@ func (c *conn) publish(f *wire.Publish) bool {
 			return false
 		}
 	}
-	p := Publish{Op: f.Op, Class: uint8(f.Class), Envelope: f.Envelope}
+	p := Publish{Op: f.Op, Class: uint8(f.Class), Kind: uint8(f.Kind), Envelope: f.Envelope}
 	copy(p.MsgID[:], f.MsgID)
 	req, op := f.Req, f.Op
 	c.s.log.Submit(p, func(r Result, err error) {

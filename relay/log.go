@@ -25,11 +25,13 @@ type Log interface {
 	Ready() error
 }
 
-// Publish is one envelope to append.
+// Publish is one entry to append: a message envelope or a roster commit
+// (Kind as in wire.Kind).
 type Publish struct {
 	Op       string
 	MsgID    [16]byte
 	Class    uint8
+	Kind     uint8
 	Envelope []byte
 }
 
@@ -47,6 +49,7 @@ type Batch struct {
 	Prev      [HashLen]byte
 	Envelopes [][]byte
 	Classes   []uint8
+	Kinds     []uint8
 }
 
 // Head is the extent of an operation's log.
@@ -67,4 +70,8 @@ var (
 	ErrCompacted = errors.New("relay: compacted")
 	// ErrInvalid: the request is out of bounds.
 	ErrInvalid = errors.New("relay: invalid request")
+	// ErrStaleHead: a roster commit does not name the current roster head.
+	ErrStaleHead = errors.New("relay: commit does not name the current roster head")
+	// ErrRejected: a roster commit failed verification.
+	ErrRejected = errors.New("relay: commit rejected")
 )

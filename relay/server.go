@@ -182,6 +182,10 @@ func codeFor(err error) wire.Code {
 		return wire.CodeBadRequest
 	case errors.Is(err, ErrCompacted):
 		return wire.CodeCompacted
+	case errors.Is(err, ErrStaleHead):
+		return wire.CodeStaleHead
+	case errors.Is(err, ErrRejected):
+		return wire.CodeForbidden
 	}
 	return wire.CodeInternal
 }

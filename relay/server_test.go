@@ -181,7 +181,7 @@ func TestCloseSendsGoingAway(t *testing.T) {
 func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 	env := make([]byte, 200<<10)
 	envs := [][]byte{env, env, env, env, env, env, env}
-	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs)
+	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs, []uint8{0, 0, 1, 0, 0, 0, 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 	next := uint64(10)
 	var chain [HashLen]byte
 	for _, b := range frames {
-		if len(b) > wire.MaxServerFrame {
+		if len(b) > deliverTarget {
 			t.Fatalf("frame of %d bytes", len(b))
 		}
 		f, err := wire.Decode(b)
@@ -201,6 +201,11 @@ func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 		d := f.(*wire.Deliver)
 		if d.Seq != next || string(d.Prev) != string(chain[:]) {
 			t.Fatalf("frame at %d: seq or prev wrong", d.Seq)
+		}
+		for i := range d.Envelopes {
+			if want := wire.Kind(map[bool]uint8{true: 1}[d.Seq+uint64(i) == 12]); d.KindOf(i) != want {
+				t.Fatalf("entry %d: kind %v, want %v", d.Seq+uint64(i), d.KindOf(i), want)
+			}
 		}
 		for _, e := range d.Envelopes {
 			chain = chainNext(chain, e)

@@ -98,7 +98,11 @@ func (s *subscription) offer(b *Batch) {
 	for _, e := range b.Envelopes[:skip] {
 		prev = chainNext(prev, e)
 	}
-	frames, err := deliverFrames(s.op, s.next, prev, b.Envelopes[skip:])
+	var kinds []uint8
+	if len(b.Kinds) > 0 {
+		kinds = b.Kinds[skip:]
+	}
+	frames, err := deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds)
 	if err != nil {
 		c.log.Error("encode deliver", "op", s.op, "err", err)
 		return
@@ -149,7 +153,7 @@ func (s *subscription) pull() {
 		}
 		var frames [][]byte
 		if len(b.Envelopes) > 0 {
-			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes); err != nil {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds); err != nil {
 				s.abort(err)
 				return
 			}

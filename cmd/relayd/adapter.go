@@ -52,6 +52,10 @@ func relayError(err error) error {
 		return fmt.Errorf("%w: %v", relay.ErrCompacted, err)
 	case errors.Is(err, cluster.ErrInvalid):
 		return fmt.Errorf("%w: %v", relay.ErrInvalid, err)
+	case errors.Is(err, cluster.ErrStaleHead):
+		return fmt.Errorf("%w: %v", relay.ErrStaleHead, err)
+	case errors.Is(err, cluster.ErrRejected):
+		return fmt.Errorf("%w: %v", relay.ErrRejected, err)
 	}
 	return err
 }

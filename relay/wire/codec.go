@@ -193,13 +193,24 @@ func (p *Publish) validate() error {
 	if p.Class > MaxClass {
 		return fmt.Errorf("publish: unknown class %d", p.Class)
 	}
+	if p.Kind > MaxKind {
+		return fmt.Errorf("publish: unknown kind %d", p.Kind)
+	}
 	if len(p.Envelope) == 0 {
 		return errors.New("publish: empty envelope")
 	}
-	if len(p.Envelope) > MaxEnvelope {
-		return fmt.Errorf("publish: envelope of %d bytes exceeds %d", len(p.Envelope), MaxEnvelope)
+	if limit := maxEntry(p.Kind); len(p.Envelope) > limit {
+		return fmt.Errorf("publish: %s of %d bytes exceeds %d", p.Kind, len(p.Envelope), limit)
 	}
 	return nil
+}
+
+// maxEntry is the size limit of an entry of kind k.
+func maxEntry(k Kind) int {
+	if k == KindCommit {
+		return MaxCommit
+	}
+	return MaxEnvelope
 }
 
 func (a *Ack) validate() error {
@@ -225,8 +236,15 @@ func (d *Deliver) validate() error {
 	if d.Seq+uint64(len(d.Envelopes)) < d.Seq {
 		return errors.New("deliver: sequence overflows")
 	}
-	for _, e := range d.Envelopes {
-		if len(e) == 0 || len(e) > MaxEnvelope {
+	if len(d.Kinds) != 0 && len(d.Kinds) != len(d.Envelopes) {
+		return errors.New("deliver: one kind per envelope")
+	}
+	for i, e := range d.Envelopes {
+		k := d.KindOf(i)
+		if k > MaxKind {
+			return fmt.Errorf("deliver: unknown kind %d", k)
+		}
+		if len(e) == 0 || len(e) > maxEntry(k) {
 			return errors.New("deliver: envelope size out of range")
 		}
 	}

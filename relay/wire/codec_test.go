@@ -21,6 +21,8 @@ func sampleFrames() []Frame {
 		&Publish{Req: 3, Op: "op.2_x", MsgID: id, Class: ClassFlash, Envelope: []byte("sealed")},
 		&Ack{Req: 3, Op: "op-1", Seq: 42, Dup: true},
 		&Deliver{Op: "op-1", Seq: 5, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("a"), []byte("bc")}},
+		&Deliver{Op: "op-1", Seq: 7, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("c"), []byte("d")}, Kinds: []byte{1, 0}},
+		&Publish{Req: 5, Op: "op", MsgID: id, Kind: KindCommit, Envelope: make([]byte, MaxEnvelope+1)},
 		&Error{Req: 4, Code: CodeCompacted, Message: "gone", Op: "op-1", Seq: 9},
 	}
 }
@@ -87,6 +89,10 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen)},
 		&Hello{Versions: []uint{1}, Challenge: make([]byte, 8)},
 		&Error{Code: 0},
+		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Kind: 2, Envelope: []byte("x")},
+		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Kind: KindCommit, Envelope: make([]byte, MaxCommit+1)},
+		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{0, 1}},
+		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{7}},
 		&Ack{Op: "op", Seq: 0},
 	}
 	for _, f := range bad {
@@ -147,7 +153,7 @@ func TestValidOp(t *testing.T) {
 }
 
 func TestCodes(t *testing.T) {
-	for c := CodeBadFrame; c <= CodeInternal; c++ {
+	for c := CodeBadFrame; c <= CodeStaleHead; c++ {
 		if strings.HasPrefix(c.String(), "code(") {
 			t.Errorf("code %d has no name", c)
 		}

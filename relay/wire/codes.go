@@ -43,6 +43,10 @@ const (
 	// CodeInternal: an unexpected server error. Retrying a publish with the
 	// same MsgID is safe.
 	CodeInternal Code = 13
+	// CodeStaleHead: a roster commit does not name the operation's current
+	// roster head (another commit got in first). Catch up, rebuild the
+	// commit on the new head, and publish it with a new MsgID.
+	CodeStaleHead Code = 14
 )
 
 var codeNames = map[Code]string{
@@ -59,6 +63,7 @@ var codeNames = map[Code]string{
 	CodeSlowConsumer:    "slow_consumer",
 	CodeLimit:           "limit",
 	CodeInternal:        "internal",
+	CodeStaleHead:       "stale_head",
 }
 
 func (c Code) String() string {

@@ -72,6 +72,8 @@ type Publish struct {
 	MsgID    []byte `cbor:"3,keyasint"`
 	Class    Class  `cbor:"4,keyasint,omitempty"`
 	Envelope []byte `cbor:"5,keyasint"`
+	// Kind is KindMessage (absent) or KindCommit.
+	Kind Kind `cbor:"6,keyasint,omitempty"`
 }
 
 // Ack answers a Publish after the entry is committed by a majority of the
@@ -86,12 +88,22 @@ type Ack struct {
 // Deliver carries consecutive committed entries of one operation: Envelopes[i]
 // has sequence Seq+i. Prev is the chain hash of entry Seq-1 (all zero for
 // Seq 1); the receiver computes chain_n = SHA-256(chain_{n-1} || envelope_n)
-// for each entry.
+// for each entry. Kinds, when present, holds one Kind byte per envelope;
+// absent means every entry is a message.
 type Deliver struct {
 	Op        string   `cbor:"1,keyasint"`
 	Seq       uint64   `cbor:"2,keyasint"`
 	Prev      []byte   `cbor:"3,keyasint"`
 	Envelopes [][]byte `cbor:"4,keyasint"`
+	Kinds     []byte   `cbor:"5,keyasint,omitempty"`
+}
+
+// KindOf returns the kind of Envelopes[i].
+func (d *Deliver) KindOf(i int) Kind {
+	if len(d.Kinds) == 0 {
+		return KindMessage
+	}
+	return Kind(d.Kinds[i])
 }
 
 // Error reports a failed request (Req != 0) or a connection-level problem

@@ -7,13 +7,16 @@ const Version = 1
 
 // Limits that every implementation enforces. They are part of the protocol.
 const (
-	// MaxEnvelope is the largest envelope a publish may carry.
+	// MaxEnvelope is the largest message envelope a publish may carry.
 	MaxEnvelope = 256 << 10
+	// MaxCommit is the largest roster commit a publish may carry (about
+	// 3,000 members: each commit seals the epoch secret to every member).
+	MaxCommit = 4 << 20
 	// MaxClientFrame is the largest frame a client may send.
-	MaxClientFrame = MaxEnvelope + 1024
+	MaxClientFrame = MaxCommit + 1024
 	// MaxServerFrame is the largest frame a server sends; a deliver frame
-	// carrying several envelopes stays under it.
-	MaxServerFrame = 1 << 20
+	// carrying several entries stays under it, and one commit always fits.
+	MaxServerFrame = MaxCommit + 4096
 	// MaxOpLen is the longest operation name.
 	MaxOpLen = 64
 	// MsgIDLen is the length of a client message id.
@@ -84,8 +87,35 @@ const (
 	ClassFlash     Class = 2
 )
 
+// Kind says what a log entry holds. The relay stores the kind beside the
+// entry; it is not part of the entry's bytes or of its chain hash.
+type Kind uint8
+
+// Entry kinds.
+const (
+	// KindMessage: an end-to-end encrypted envelope.
+	KindMessage Kind = 0
+	// KindCommit: a signed roster commit (genesis, membership change or key
+	// update). The relay checks that it names the operation's current
+	// roster head and is signed with the authority the roster requires.
+	KindCommit Kind = 1
+)
+
+// MaxKind is the highest defined kind.
+const MaxKind = KindCommit
+
 // MaxClass is the highest defined class.
 const MaxClass = ClassFlash
+
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindCommit:
+		return "commit"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
 
 func (c Class) String() string {
 	switch c {
