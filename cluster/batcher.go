@@ -8,10 +8,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// pending is one publish waiting for its Raft entry to commit.
+// pending is one publish waiting for its Raft entry to commit. done gets
+// the Raft index of the entry that decided its outcome. local publishes
+// came from another node's forwarder: they are applied here or refused,
+// never forwarded again.
 type pending struct {
-	pub  Publish
-	done func(Result, error)
+	pub   Publish
+	local bool
+	done  func(Result, uint64, error)
 }
 
 // inflight is one Raft entry on its way to commit.
@@ -46,6 +50,10 @@ func (n *Node) batchLoop() {
 				break fill
 			}
 		}
+		if n.raft.State() != raft.Leader {
+			n.forward(batch)
+			continue
+		}
 		n.metrics.observeBatch(len(batch))
 		cmd := encodePublishes(time.Now().UnixMilli(), batch)
 		fut := n.raft.Apply(cmd, n.cfg.ApplyTimeout)
@@ -61,6 +69,23 @@ func (n *Node) batchLoop() {
 	}
 }
 
+// forward sends a batch built on a follower to the leader. Publishes that
+// were themselves forwarded here are refused instead: the sender retries.
+func (n *Node) forward(batch []*pending) {
+	addr, _ := n.raft.LeaderWithID()
+	out := batch[:0:0]
+	for _, p := range batch {
+		if p.local || addr == "" {
+			p.done(Result{}, 0, ErrNotLeader)
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) > 0 {
+		n.fwd.send(string(addr), out)
+	}
+}
+
 // waitLoop answers publishers as their entries commit, in Raft order.
 func (n *Node) waitLoop() {
 	defer close(n.waitDone)
@@ -70,6 +95,7 @@ func (n *Node) waitLoop() {
 			failAll(in.pubs, applyError(err))
 			continue
 		}
+		index := in.fut.Index()
 		out, ok := in.fut.Response().(*applyOut)
 		switch {
 		case !ok || out == nil:
@@ -81,10 +107,10 @@ func (n *Node) waitLoop() {
 		default:
 			for i, p := range in.pubs {
 				if out.errs != nil && out.errs[i] != nil {
-					p.done(Result{}, out.errs[i])
+					p.done(Result{}, index, out.errs[i])
 					continue
 				}
-				p.done(out.results[i], nil)
+				p.done(out.results[i], index, nil)
 			}
 		}
 	}
@@ -104,7 +130,7 @@ func (n *Node) failQueued() {
 	for {
 		select {
 		case p := <-n.queue:
-			p.done(Result{}, ErrClosed)
+			p.done(Result{}, 0, ErrClosed)
 		default:
 			return
 		}
@@ -113,6 +139,6 @@ func (n *Node) failQueued() {
 
 func failAll(ps []*pending, err error) {
 	for _, p := range ps {
-		p.done(Result{}, err)
+		p.done(Result{}, 0, err)
 	}
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,12 @@ type Config struct {
 	RaftAdvertise string
 	// Bootstrap makes a node with no Raft state start a one-node cluster.
 	Bootstrap bool
+	// TLS, when set, secures every node-to-node connection (Raft and
+	// forwarding) with mutual TLS: it must hold this node's certificate,
+	// require and verify peers' certificates against the cluster CA, and be
+	// usable both as a server and as a client config. Nil: plain TCP, for
+	// the single-node default only.
+	TLS *tls.Config
 	// Logger receives the node's and raft's logs; default slog.Default().
 	Logger *slog.Logger
 

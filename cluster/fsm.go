@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -16,6 +17,10 @@ type fsm struct {
 	log     *slog.Logger
 	applied atomic.Uint64
 	onFatal func(error)
+
+	waitMu  sync.Mutex
+	waiters []applyWaiter
+	closed  bool
 
 	watchMu  sync.RWMutex
 	watchers map[int]func([]Batch)
@@ -80,6 +85,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		resp[p] = &o
 	}
 	f.applied.Store(max(last, f.applied.Load()))
+	f.releaseWaiters()
 	if len(batches) > 0 {
 		f.watchMu.RLock()
 		for _, w := range f.watchers {
@@ -88,6 +94,84 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		f.watchMu.RUnlock()
 	}
 	return resp
+}
+
+// applyWaiter is a callback waiting for the FSM to reach a Raft index.
+type applyWaiter struct {
+	index uint64
+	fn    func(error)
+	timer *time.Timer
+}
+
+// afterWaitTimeout bounds how long a forwarded publish waits for this node
+// to apply the entry the leader committed it in.
+const afterWaitTimeout = 30 * time.Second
+
+// afterApplied calls fn(nil) once the FSM has applied index, or fn with
+// ErrUnknownOutcome if that takes longer than afterWaitTimeout (the entry
+// is committed, but this node cannot show it yet) or ErrClosed on close.
+func (f *fsm) afterApplied(index uint64, fn func(error)) {
+	f.waitMu.Lock()
+	if f.closed {
+		f.waitMu.Unlock()
+		fn(ErrClosed)
+		return
+	}
+	if f.applied.Load() >= index {
+		f.waitMu.Unlock()
+		fn(nil)
+		return
+	}
+	w := &applyWaiter{index: index, fn: fn}
+	w.timer = time.AfterFunc(afterWaitTimeout, func() { f.expire(w) })
+	f.waiters = append(f.waiters, *w)
+	f.waitMu.Unlock()
+}
+
+func (f *fsm) expire(w *applyWaiter) {
+	f.waitMu.Lock()
+	for i := range f.waiters {
+		if f.waiters[i].timer == w.timer {
+			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+			f.waitMu.Unlock()
+			w.fn(fmt.Errorf("%w: committed at index %d, not yet applied on this node", ErrUnknownOutcome, w.index))
+			return
+		}
+	}
+	f.waitMu.Unlock()
+}
+
+func (f *fsm) releaseWaiters() {
+	applied := f.applied.Load()
+	f.waitMu.Lock()
+	var ready []applyWaiter
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.index <= applied {
+			ready = append(ready, w)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	f.waiters = kept
+	f.waitMu.Unlock()
+	// Whoever removes a waiter from the list calls it: exactly once.
+	for _, w := range ready {
+		w.timer.Stop()
+		w.fn(nil)
+	}
+}
+
+func (f *fsm) closeWaiters() {
+	f.waitMu.Lock()
+	f.closed = true
+	ws := f.waiters
+	f.waiters = nil
+	f.waitMu.Unlock()
+	for _, w := range ws {
+		w.timer.Stop()
+		w.fn(ErrClosed)
+	}
 }
 
 func (f *fsm) watch(fn func([]Batch)) func() {
@@ -121,6 +205,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.applied.Store(idx)
+	f.releaseWaiters()
 	f.log.Info("fsm restored from snapshot", "applied_index", idx)
 	return nil
 }

@@ -21,6 +21,8 @@ type Node struct {
 	cfg     Config
 	raft    *raft.Raft
 	trans   *raft.NetworkTransport
+	mux     *mux
+	fwd     *forwarder
 	logs    *raftboltdb.BoltStore
 	st      *store
 	fsm     *fsm
@@ -32,6 +34,10 @@ type Node struct {
 	inflight chan inflight
 	stop     chan struct{}
 	waitDone chan struct{}
+
+	bg sync.WaitGroup // forwarding goroutines
+
+	hadState bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,10 +96,20 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft advertise address %q: %w", c.RaftAdvertise, err)
 	}
-	n.trans, err = raft.NewTCPTransportWithLogger(c.RaftBind, adv, 3, 10*time.Second, hl)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft transport on %s: %w", c.RaftBind, err)
+	if adv.IP == nil || adv.IP.IsUnspecified() || adv.Port == 0 {
+		return nil, fmt.Errorf("cluster: raft advertise address %q is not reachable by other nodes; set it", c.RaftAdvertise)
 	}
+	ln, err := net.Listen("tcp", c.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen on %s: %w", c.RaftBind, err)
+	}
+	n.mux = newMux(ln, adv, c.TLS, c.Logger.With("component", "mux"))
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  raftLayer{subListener: n.mux.subs[streamRaft], m: n.mux},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hl,
+	})
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.NodeID)
@@ -118,6 +134,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	n.hadState = has
 	if !has && c.Bootstrap {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, conf); err != nil {
@@ -129,6 +146,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true
+	n.fwd = newForwarder(n)
+	n.bg.Add(1)
+	go n.serveForwarding()
 	go n.batchLoop()
 	go n.waitLoop()
 	return n, nil
@@ -158,6 +178,10 @@ func (n *Node) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
 	return nil
 }
 
+// HadState reports whether the node found Raft state on disk when it
+// opened (false for a brand-new node).
+func (n *Node) HadState() bool { return n.hadState }
+
 func (n *Node) onFatal(error) {
 	n.fatalOnce.Do(func() { close(n.fatal) })
 }
@@ -167,27 +191,32 @@ func (n *Node) onFatal(error) {
 func (n *Node) Fatal() <-chan struct{} { return n.fatal }
 
 // Submit queues p for the next Raft entry and calls done exactly once: with
-// its Result after the entry is committed and applied, or with an error.
-// done runs on the node's goroutine and must not block.
+// its Result after the entry is committed and applied on this node, or with
+// an error. On a follower the entry is forwarded to the leader. done runs on
+// one of the node's goroutines and must not block.
 func (n *Node) Submit(p Publish, done func(Result, error)) {
+	n.enqueue(p, false, func(r Result, _ uint64, err error) { done(r, err) })
+}
+
+func (n *Node) enqueue(p Publish, local bool, done func(Result, uint64, error)) {
 	if err := validatePublish(&p); err != nil {
-		done(Result{}, err)
+		done(Result{}, 0, err)
 		return
 	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.closed {
-		done(Result{}, ErrClosed)
+		done(Result{}, 0, ErrClosed)
 		return
 	}
-	if n.raft.State() != raft.Leader {
-		done(Result{}, ErrNotLeader)
+	if addr, _ := n.raft.LeaderWithID(); addr == "" || (local && n.raft.State() != raft.Leader) {
+		done(Result{}, 0, ErrNotLeader)
 		return
 	}
 	select {
-	case n.queue <- &pending{pub: p, done: done}:
+	case n.queue <- &pending{pub: p, local: local, done: done}:
 	case <-n.stop:
-		done(Result{}, ErrClosed)
+		done(Result{}, 0, ErrClosed)
 	}
 }
 
@@ -239,18 +268,18 @@ func (n *Node) Watch(fn func([]Batch)) (cancel func()) { return n.fsm.watch(fn) 
 
 // Status is a snapshot of the node's Raft state.
 type Status struct {
-	NodeID       string
-	State        string
-	Leader       string
-	LeaderID     string
-	Term         uint64
-	LastIndex    uint64
-	CommitIndex  uint64
-	AppliedIndex uint64
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	Leader       string `json:"leader"`
+	LeaderID     string `json:"leader_id"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
 	// Entries and Messages count the Raft entries this node built as
 	// leader and the publishes packed into them.
-	Entries  uint64
-	Messages uint64
+	Entries  uint64 `json:"raft_entries_built"`
+	Messages uint64 `json:"messages_batched"`
 }
 
 // Status reports the node's Raft state.
@@ -324,6 +353,10 @@ func (n *Node) Close() error {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
 		<-n.waitDone
+		n.fwd.close()
+		n.fsm.closeWaiters()
+		errs = append(errs, n.mux.close())
+		n.bg.Wait()
 		errs = append(errs, n.closeStores())
 		n.closeErr = errors.Join(errs...)
 	})
@@ -334,6 +367,9 @@ func (n *Node) closeStores() error {
 	var errs []error
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())
+	}
+	if n.mux != nil {
+		errs = append(errs, n.mux.close())
 	}
 	if n.logs != nil {
 		errs = append(errs, n.logs.Close())

@@ -26,6 +26,7 @@ type config struct {
 	LogFormat  string
 	LogLevel   string
 	Origins    []string
+	Join       []string
 
 	// Settings tests change; no flags.
 	electionTimeout time.Duration
@@ -49,17 +50,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed besides the node's own")
+	var join string
+	fs.StringVar(&join, "join", "", "comma-separated client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	for _, o := range strings.Split(origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.Origins = append(c.Origins, o)
-		}
-	}
+	c.Origins = splitList(origins)
+	c.Join = splitList(join)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat)
 	}
@@ -67,6 +67,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -82,7 +82,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		DataDir:         cfg.DataDir,
 		RaftBind:        cfg.RaftListen,
 		RaftAdvertise:   cfg.Advertise,
-		Bootstrap:       true,
+		Bootstrap:       len(cfg.Join) == 0,
 		Logger:          log,
 		ElectionTimeout: cfg.electionTimeout,
 	})
@@ -99,6 +99,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	rcfg.Logger = log.With("component", "relay")
 	rcfg.AllowedOrigins = cfg.Origins
 	rs := relay.New(clusterLog{cn}, rcfg)
+	routes := http.NewServeMux()
+	routes.Handle("/", rs.Handler())
+	routes.Handle("/cluster/", cn.AdminHandler(loopbackOnly))
 	n := &node{
 		log:     log,
 		cluster: cn,
@@ -106,7 +109,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		addr:    ln.Addr(),
 		httpErr: make(chan error, 1),
 		http: &http.Server{
-			Handler:           rs.Handler(),
+			Handler:           routes,
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -117,12 +120,26 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		}
 	}()
 	log.Info("relayd listening", "clients", "http://"+ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
+	if len(cfg.Join) > 0 && !cn.HadState() {
+		adv := cfg.Advertise
+		if adv == "" {
+			adv = cfg.RaftListen
+		}
+		if err := join(cfg.Join, id, adv, log); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
-// close stops accepting clients, closes client connections with 1001 so
-// they reconnect elsewhere, then stops the cluster member.
+// close hands leadership to another node if it can, stops accepting
+// clients, closes client connections with 1001 so they reconnect elsewhere,
+// then stops the cluster member.
 func (n *node) close() error {
+	if err := n.cluster.TransferLeadership(); err != nil {
+		n.log.Warn("leadership transfer before shutdown failed", "err", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	errs := []error{n.http.Shutdown(ctx), n.relay.Close(), n.cluster.Close()}

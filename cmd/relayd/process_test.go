@@ -61,7 +61,13 @@ type proc struct {
 
 func startProc(t testing.TB, dataDir, listen, raftListen string) *proc {
 	t.Helper()
-	cmd := exec.Command(relaydBinary(t), "--data-dir", dataDir, "--listen", listen, "--raft-listen", raftListen, "--node-id", "n1")
+	return startProcArgs(t, dataDir, listen, raftListen, "n1")
+}
+
+func startProcArgs(t testing.TB, dataDir, listen, raftListen, id string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"--data-dir", dataDir, "--listen", listen, "--raft-listen", raftListen, "--node-id", id}, extra...)
+	cmd := exec.Command(relaydBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,371 @@
+package cluster
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Forwarding: a follower sends the publishes it receives to the leader over
+// a stream of the cluster mux (mutual TLS when the cluster has it).
+//
+// Frames in both directions are a uvarint length followed by that many bytes.
+// A request is
+//
+//	id uvarint, then a publish command (see command.go)
+//
+// and its response, sent once every publish in it has an outcome, is
+//
+//	id uvarint, count uvarint, then per publish:
+//	  status 1 byte, seq uvarint, raft index uvarint, msglen uvarint, msg
+//
+// The leader feeds forwarded publishes into its own batcher, so traffic from
+// every node shares Raft entries. A follower acknowledges a publish only once
+// its own FSM has applied the Raft index the leader reports, so a client may
+// read its write on the node it wrote through.
+const (
+	fwdOK byte = iota
+	fwdDup
+	fwdStaleHead
+	fwdRejected
+	fwdInvalid
+	fwdNotLeader
+	fwdUnknown
+	fwdClosed
+)
+
+// maxForwardFrame bounds a forwarding frame.
+const maxForwardFrame = 2*MaxCommit + (1 << 20)
+
+func fwdStatus(err error) byte {
+	switch {
+	case err == nil:
+		return fwdOK
+	case errors.Is(err, ErrStaleHead):
+		return fwdStaleHead
+	case errors.Is(err, ErrRejected):
+		return fwdRejected
+	case errors.Is(err, ErrInvalid):
+		return fwdInvalid
+	case errors.Is(err, ErrNotLeader):
+		return fwdNotLeader
+	case errors.Is(err, ErrClosed):
+		return fwdClosed
+	case errors.Is(err, ErrMembership):
+		return fwdRejected
+	}
+	return fwdUnknown
+}
+
+func fwdError(status byte, msg string) error {
+	var base error
+	switch status {
+	case fwdStaleHead:
+		base = ErrStaleHead
+	case fwdRejected:
+		base = ErrRejected
+	case fwdInvalid:
+		base = ErrInvalid
+	case fwdNotLeader:
+		base = ErrNotLeader
+	case fwdClosed:
+		// The leader was shutting down before it took the publish.
+		base = ErrNotLeader
+	default:
+		base = ErrUnknownOutcome
+	}
+	if msg == "" {
+		return base
+	}
+	return fmt.Errorf("%w (leader: %s)", base, msg)
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(b)))
+	if _, err := w.Write(hdr[:n]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func newFrameReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 64<<10) }
+
+func readFrame(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n > maxForwardFrame {
+		return nil, fmt.Errorf("%w: forwarding frame of %d bytes", ErrBadCommand, n)
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(r, b)
+	return b, err
+}
+
+// serveForwarding accepts forwarding streams from followers.
+func (n *Node) serveForwarding() {
+	defer n.bg.Done()
+	ln := n.mux.subs[streamForward]
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		n.bg.Add(1)
+		go n.serveForwardConn(c)
+	}
+}
+
+// serveForwardConn runs one follower's stream: requests in, responses out
+// as their publishes complete (in any order).
+func (n *Node) serveForwardConn(c net.Conn) {
+	defer n.bg.Done()
+	var wmu sync.Mutex
+	var inflight sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-n.stop:
+		case <-stop:
+		}
+		c.Close()
+	}()
+	defer func() {
+		inflight.Wait()
+		close(stop)
+		c.Close()
+	}()
+	r := newFrameReader(c)
+	for {
+		b, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		rd := reader{b: b}
+		id := rd.uvarint()
+		if rd.err != nil {
+			return
+		}
+		if len(rd.b) > 0 && rd.b[0] == commandMembership {
+			action, nid, addr, err := decodeMembership(rd.b)
+			if err != nil {
+				return
+			}
+			inflight.Add(1)
+			resp := newFwdResponse(id, 1, func(b []byte) {
+				defer inflight.Done()
+				wmu.Lock()
+				defer wmu.Unlock()
+				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				_ = writeFrame(c, b)
+			})
+			go func() { resp.set(0, Result{}, 0, n.applyMembership(action, nid, addr)) }()
+			continue
+		}
+		cmd, err := decodeCommand(rd.b)
+		if err != nil {
+			n.cfg.Logger.Warn("bad forwarded request; closing the stream", "remote", c.RemoteAddr(), "err", err)
+			return
+		}
+		inflight.Add(1)
+		resp := newFwdResponse(id, len(cmd.pubs), func(b []byte) {
+			defer inflight.Done()
+			wmu.Lock()
+			defer wmu.Unlock()
+			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := writeFrame(c, b); err != nil {
+				c.Close()
+			}
+		})
+		for i := range cmd.pubs {
+			n.enqueue(cmd.pubs[i], true, func(res Result, index uint64, err error) { resp.set(i, res, index, err) })
+		}
+	}
+}
+
+// fwdResponse collects the outcomes of one forwarded request.
+type fwdResponse struct {
+	mu      sync.Mutex
+	id      uint64
+	left    int
+	status  []byte
+	seqs    []uint64
+	indexes []uint64
+	msgs    []string
+	send    func([]byte)
+}
+
+func newFwdResponse(id uint64, count int, send func([]byte)) *fwdResponse {
+	return &fwdResponse{id: id, left: count, status: make([]byte, count), seqs: make([]uint64, count),
+		indexes: make([]uint64, count), msgs: make([]string, count), send: send}
+}
+
+func (f *fwdResponse) set(i int, r Result, index uint64, err error) {
+	f.mu.Lock()
+	f.status[i] = fwdStatus(err)
+	if err == nil && r.Dup {
+		f.status[i] = fwdDup
+	}
+	f.seqs[i], f.indexes[i] = r.Seq, index
+	if err != nil {
+		msg := err.Error()
+		if len(msg) > 256 {
+			msg = msg[:256]
+		}
+		f.msgs[i] = msg
+	}
+	f.left--
+	done := f.left == 0
+	f.mu.Unlock()
+	if done {
+		f.send(f.encode())
+	}
+}
+
+func (f *fwdResponse) encode() []byte {
+	b := binary.AppendUvarint(nil, f.id)
+	b = binary.AppendUvarint(b, uint64(len(f.status)))
+	for i := range f.status {
+		b = append(b, f.status[i])
+		b = binary.AppendUvarint(b, f.seqs[i])
+		b = binary.AppendUvarint(b, f.indexes[i])
+		b = binary.AppendUvarint(b, uint64(len(f.msgs[i])))
+		b = append(b, f.msgs[i]...)
+	}
+	return b
+}
+
+// forwarder is a follower's stream to the leader.
+type forwarder struct {
+	n *Node
+
+	mu      sync.Mutex
+	conn    net.Conn
+	addr    string
+	nextID  uint64
+	pending map[uint64]*fwdRequest
+}
+
+type fwdRequest struct {
+	conn net.Conn
+	pubs []*pending
+}
+
+func newForwarder(n *Node) *forwarder {
+	return &forwarder{n: n, pending: make(map[uint64]*fwdRequest)}
+}
+
+// send forwards a batch to the leader at addr. Outcomes arrive through each
+// pending's done.
+func (f *forwarder) send(addr string, batch []*pending) {
+	f.mu.Lock()
+	if f.conn != nil && f.addr != addr {
+		f.dropLocked(f.conn, fmt.Errorf("%w: leader changed", ErrUnknownOutcome))
+	}
+	if f.conn == nil {
+		c, err := f.n.mux.dial(addr, streamForward, 5*time.Second)
+		if err != nil {
+			f.mu.Unlock()
+			failAll(batch, fmt.Errorf("%w: cannot reach the leader at %s: %v", ErrNotLeader, addr, err))
+			return
+		}
+		f.conn, f.addr = c, addr
+		f.n.bg.Add(1)
+		go f.readLoop(c)
+	}
+	c := f.conn
+	f.nextID++
+	id := f.nextID
+	f.pending[id] = &fwdRequest{conn: c, pubs: batch}
+	f.mu.Unlock()
+
+	body := binary.AppendUvarint(nil, id)
+	body = append(body, encodePublishes(0, batch)...)
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := writeFrame(c, body); err != nil {
+		// The request may have reached the leader: outcome unknown.
+		f.mu.Lock()
+		f.dropLocked(c, fmt.Errorf("%w: forwarding to %s: %v", ErrUnknownOutcome, addr, err))
+		f.mu.Unlock()
+	}
+}
+
+// dropLocked closes c and fails every request sent on it.
+func (f *forwarder) dropLocked(c net.Conn, err error) {
+	c.Close()
+	if f.conn == c {
+		f.conn = nil
+	}
+	for id, req := range f.pending {
+		if req.conn == c {
+			delete(f.pending, id)
+			failAll(req.pubs, err)
+		}
+	}
+}
+
+func (f *forwarder) readLoop(c net.Conn) {
+	defer f.n.bg.Done()
+	r := newFrameReader(c)
+	for {
+		b, err := readFrame(r)
+		if err == nil {
+			err = f.complete(b)
+		}
+		if err != nil {
+			f.mu.Lock()
+			f.dropLocked(c, fmt.Errorf("%w: forwarding stream: %v", ErrUnknownOutcome, err))
+			f.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (f *forwarder) complete(b []byte) error {
+	rd := reader{b: b}
+	id := rd.uvarint()
+	count := rd.uvarint()
+	if rd.err != nil {
+		return ErrBadCommand
+	}
+	f.mu.Lock()
+	req, ok := f.pending[id]
+	delete(f.pending, id)
+	f.mu.Unlock()
+	if !ok || count != uint64(len(req.pubs)) {
+		return fmt.Errorf("%w: response %d does not match a request", ErrBadCommand, id)
+	}
+	for _, p := range req.pubs {
+		st := rd.bytes(1)
+		seq, index := rd.uvarint(), rd.uvarint()
+		msg := rd.bytes(int(min(rd.uvarint(), 256)))
+		if rd.err != nil {
+			failAll(req.pubs, fmt.Errorf("%w: truncated response", ErrUnknownOutcome))
+			return ErrBadCommand
+		}
+		switch st[0] {
+		case fwdOK, fwdDup:
+			res := Result{Seq: seq, Dup: st[0] == fwdDup}
+			f.n.fsm.afterApplied(index, func(err error) { p.done(res, index, err) })
+		default:
+			p.done(Result{}, 0, fwdError(st[0], string(msg)))
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.dropLocked(f.conn, fmt.Errorf("%w: node closing", ErrUnknownOutcome))
+	}
+}

@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// commandMembership is a forwarding-only request (never a Raft entry): a
+// follower asks the leader to change the configuration.
+//
+//	kind   1 byte   commandMembership
+//	action 1 byte   memberAdd or memberRemove
+//	id     uvarint length, bytes (1..128)
+//	addr   uvarint length, bytes (0..256; empty for remove)
+const commandMembership byte = 3
+
+const (
+	memberAdd    byte = 1
+	memberRemove byte = 2
+)
+
+// membershipTimeout bounds a configuration change.
+const membershipTimeout = 30 * time.Second
+
+// ErrMembership wraps failed configuration changes.
+var ErrMembership = errors.New("cluster: membership change failed")
+
+// AddVoter adds a node (id, Raft address) as a voter. On a follower the
+// request is relayed to the leader. Adding a node that is already a member
+// with the same address succeeds.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	if id == "" || len(id) > 128 || addr == "" || len(addr) > 256 {
+		return fmt.Errorf("%w: node id and address required", ErrInvalid)
+	}
+	return n.membership(ctx, memberAdd, id, addr)
+}
+
+// RemoveServer removes a node from the configuration. On a follower the
+// request is relayed to the leader.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("%w: node id required", ErrInvalid)
+	}
+	return n.membership(ctx, memberRemove, id, "")
+}
+
+func (n *Node) membership(ctx context.Context, action byte, id, addr string) error {
+	if n.raft.State() == raft.Leader {
+		return n.applyMembership(action, id, addr)
+	}
+	leader, _ := n.raft.LeaderWithID()
+	if leader == "" {
+		return ErrNotLeader
+	}
+	c, err := n.mux.dial(string(leader), streamForward, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: reach leader %s: %v", ErrNotLeader, leader, err)
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	} else {
+		_ = c.SetDeadline(time.Now().Add(membershipTimeout + 5*time.Second))
+	}
+	body := binary.AppendUvarint(nil, 1)
+	body = append(body, commandMembership, action)
+	body = binary.AppendUvarint(body, uint64(len(id)))
+	body = append(body, id...)
+	body = binary.AppendUvarint(body, uint64(len(addr)))
+	body = append(body, addr...)
+	if err := writeFrame(c, body); err != nil {
+		return fmt.Errorf("%w: %v", ErrMembership, err)
+	}
+	resp, err := readFrame(newFrameReader(c))
+	if err != nil {
+		return fmt.Errorf("%w: no answer from the leader: %v", ErrMembership, err)
+	}
+	rd := reader{b: resp}
+	rd.uvarint() // id
+	if rd.uvarint() != 1 || rd.err != nil {
+		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
+	}
+	st := rd.bytes(1)
+	rd.uvarint()
+	rd.uvarint()
+	msg := rd.bytes(int(min(rd.uvarint(), 256)))
+	if rd.err != nil {
+		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
+	}
+	if st[0] != fwdOK {
+		return fmt.Errorf("%w: %s", ErrMembership, msg)
+	}
+	return nil
+}
+
+// applyMembership changes the configuration on the leader.
+func (n *Node) applyMembership(action byte, id, addr string) error {
+	var f raft.IndexFuture
+	switch action {
+	case memberAdd:
+		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+	case memberRemove:
+		f = n.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout)
+	default:
+		return fmt.Errorf("%w: unknown action %d", ErrInvalid, action)
+	}
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("%w: %v", ErrMembership, err)
+	}
+	verb := map[byte]string{memberAdd: "added", memberRemove: "removed"}[action]
+	n.cfg.Logger.Info("cluster membership changed", "action", verb, "node", id, "raft", addr)
+	return nil
+}
+
+// decodeMembership parses a membership request.
+func decodeMembership(b []byte) (action byte, id, addr string, err error) {
+	rd := reader{b: b}
+	k := rd.bytes(2)
+	idLen := rd.uvarint()
+	if rd.err != nil || k[0] != commandMembership || idLen == 0 || idLen > 128 {
+		return 0, "", "", fmt.Errorf("%w: membership request", ErrBadCommand)
+	}
+	id = string(rd.bytes(int(idLen)))
+	addrLen := rd.uvarint()
+	if rd.err != nil || addrLen > 256 {
+		return 0, "", "", fmt.Errorf("%w: membership request", ErrBadCommand)
+	}
+	addr = string(rd.bytes(int(addrLen)))
+	if rd.err != nil || len(rd.b) != 0 {
+		return 0, "", "", fmt.Errorf("%w: membership request", ErrBadCommand)
+	}
+	return k[1], id, addr, nil
+}
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Servers returns the current Raft configuration.
+func (n *Node) Servers() ([]Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	_, leader := n.raft.LeaderWithID()
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == leader})
+	}
+	return out, nil
+}
+
+// TransferLeadership hands leadership to another voter if this node leads
+// a cluster of more than one voter; it returns once the transfer is done or
+// failed. A node shutting down gracefully calls it first.
+func (n *Node) TransferLeadership() error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter.String() {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	return n.raft.LeadershipTransfer().Error()
+}
