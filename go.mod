@@ -25,4 +25,5 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0
 )

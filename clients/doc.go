@@ -26,7 +26,9 @@
 //     application does not drain it, the connection's reader blocks and the
 //     relay sees TCP backpressure.
 //
-// Envelopes are opaque bytes to this package. Until end-to-end encryption
-// (crypto/) is wired in, PlaintextEnvelope and ParsePlaintextEnvelope provide
-// a clearly marked, unencrypted placeholder format.
+// Entries are opaque bytes to this package, each with a kind (a message
+// envelope or a roster commit: WithKind, Message.Kind). End-to-end
+// encryption lives in package clients/session. PlaintextEnvelope and
+// ParsePlaintextEnvelope remain only for tests of the relay; nothing
+// user-facing sends them.
 package clients

@@ -24,6 +24,7 @@ type PublishOption func(*publishConfig)
 
 type publishConfig struct {
 	class wire.Class
+	kind  wire.Kind
 	id    MsgID
 	hasID bool
 }
@@ -32,6 +33,14 @@ type publishConfig struct {
 // wire.ClassRoutine).
 func WithClass(class wire.Class) PublishOption {
 	return func(p *publishConfig) { p.class = class }
+}
+
+// WithKind sets the kind of the entry (default wire.KindMessage). Roster
+// commits are published with wire.KindCommit; the relay checks them against
+// the operation's roster and answers wire.CodeStaleHead when another commit
+// got in first.
+func WithKind(kind wire.Kind) PublishOption {
+	return func(p *publishConfig) { p.kind = kind }
 }
 
 // WithMsgID makes Publish use id instead of a fresh one. Callers that persist
@@ -79,7 +88,7 @@ func (c *Client) Publish(ctx context.Context, op string, envelope []byte, opts .
 		cfg.id = NewMsgID()
 	}
 	req := c.nextReq()
-	frame, err := wire.Encode(&wire.Publish{Req: req, Op: op, MsgID: cfg.id[:], Class: cfg.class, Envelope: envelope})
+	frame, err := wire.Encode(&wire.Publish{Req: req, Op: op, MsgID: cfg.id[:], Class: cfg.class, Kind: cfg.kind, Envelope: envelope})
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("clients: publish to %s: %w", op, err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"liaison/clients/fakerelay"
 	"liaison/relay/wire"
@@ -302,5 +304,39 @@ func TestPublishChaos(t *testing.T) {
 	}
 	if srv.Handshakes() < 2 {
 		t.Fatalf("only %d handshakes: the chaos did not happen", srv.Handshakes())
+	}
+}
+
+func TestPublishKind(t *testing.T) {
+	srv := fakerelay.New("n1")
+	defer srv.Close()
+	srv.SetCheckCommits(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, []string{srv.URL}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Publish(ctx, "op", []byte("m1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "op", []byte("c1"), WithKind(wire.KindCommit)); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetCheckCommits(true)
+	if _, err := c.Publish(ctx, "op", []byte("not a commit"), WithKind(wire.KindCommit)); err == nil || !strings.Contains(err.Error(), "bad_request") {
+		t.Fatalf("undecodable commit: %v", err)
+	}
+	sub, err := c.Subscribe(ctx, "op", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i, want := range []wire.Kind{wire.KindMessage, wire.KindCommit} {
+		m := <-sub.Messages()
+		if m.Kind != want || m.Seq != uint64(i+1) {
+			t.Fatalf("entry %d: kind %v seq %d", i, m.Kind, m.Seq)
+		}
 	}
 }

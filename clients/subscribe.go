@@ -26,6 +26,10 @@ type Message struct {
 	Chain [32]byte
 	// Envelope is the entry's bytes, exactly as published.
 	Envelope []byte
+	// Kind is what the entry holds: wire.KindMessage (an envelope) or
+	// wire.KindCommit (a roster commit). The relay stores it beside the
+	// entry; it is not covered by the chain hash.
+	Kind wire.Kind
 }
 
 // Subscription receives an operation's entries in sequence order, each
@@ -336,7 +340,7 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 				return nil
 			}
 		default:
-			msgs = append(msgs, Message{Op: d.Op, Seq: seq, Chain: h, Envelope: env})
+			msgs = append(msgs, Message{Op: d.Op, Seq: seq, Chain: h, Envelope: env, Kind: d.KindOf(i)})
 		}
 	}
 	if len(msgs) > 0 {

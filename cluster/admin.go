@@ -13,9 +13,10 @@ import (
 //	GET  /cluster/status          this node's Status and the configuration
 //	POST /cluster/join            {"id": ..., "address": ...} adds a voter
 //	POST /cluster/remove          {"id": ...} removes a node
+//	GET  /cluster/backup          a consistent copy of this node's FSM file
 //
-// allow decides whether a request may change the configuration (join,
-// remove); status is read-only.
+// allow decides whether a request may change the configuration or read a
+// backup; status is read-only.
 func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, _ *http.Request) {
@@ -56,6 +57,22 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 			writeJSON(w, http.StatusOK, StatusReport{Node: n.Status(), Servers: servers})
 		}
 	}
+	mux.HandleFunc("GET /cluster/backup", func(w http.ResponseWriter, r *http.Request) {
+		if err := allow(r); err != nil {
+			httpError(w, http.StatusForbidden, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="liaison-backup.db"`)
+		size, index, err := n.Backup(w)
+		if err != nil {
+			// Headers are gone; the client sees a short body and fails to
+			// restore it, which PrepareRestore checks.
+			n.cfg.Logger.Error("backup failed", "err", err, "bytes", size)
+			return
+		}
+		n.cfg.Logger.Info("backup served", "bytes", size, "raft_index", index)
+	})
 	mux.HandleFunc("POST /cluster/join", change(func(ctx context.Context, req memberRequest) error {
 		return n.AddVoter(ctx, req.ID, req.Address)
 	}))

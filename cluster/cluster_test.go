@@ -11,12 +11,15 @@ import (
 // openCluster starts n nodes in-process on loopback: the first bootstraps,
 // the others join through the second node (a follower once it has joined),
 // which exercises relaying membership changes to the leader.
-func openCluster(t *testing.T, size int) []*Node {
+func openCluster(t *testing.T, size int, opts ...func(*Config)) []*Node {
 	t.Helper()
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), RaftBind: freeAddr(t),
 			Bootstrap: i == 0, Logger: quietLogger(), ElectionTimeout: 300 * time.Millisecond}
+		for _, o := range opts {
+			o(&cfg)
+		}
 		n, err := Open(cfg)
 		if err != nil {
 			t.Fatal(err)

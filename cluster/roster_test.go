@@ -123,3 +123,59 @@ func TestRosterCommitsStayLinear(t *testing.T) {
 		t.Fatalf("read kinds %v %v", b.Kinds, err)
 	}
 }
+
+// On an operation with a roster, the log takes only envelopes sealed in the
+// current epoch: a message sealed before a commit that got in first is
+// refused as stale (its sender re-seals it), so every member reading the log
+// in order holds the keys of every message in it.
+func TestMessagesMustBeSealedInTheCurrentEpoch(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.Close()
+	alice, bob := newID(t, "alice"), newID(t, "bob")
+	ga, genesis, err := crypto.NewGroup(rand.Reader, alice, "epochs", []crypto.Invite{{Token: bob.Token(), Role: crypto.RoleOfficer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publishCommit(n, "epochs", genesis); err != nil {
+		t.Fatal(err)
+	}
+	gb, err := crypto.JoinGroup(bob, [][]byte{genesis})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := func() crypto.LogHead { h := n.Head("epochs"); return crypto.NewLogHead(h.Last, h.Chain) }
+	stale, err := ga.Seal([]byte("sealed in epoch 0"), head())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ku, err := gb.Commit(rand.Reader, crypto.KeyUpdate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publishCommit(n, "epochs", ku); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(env []byte) error {
+		_, err := n.Publish(context.Background(), Publish{Op: "epochs", MsgID: msgID(t), Envelope: env})
+		return err
+	}
+	if err := msg(stale); !errors.Is(err, ErrStaleHead) {
+		t.Fatalf("message from an ended epoch: %v", err)
+	}
+	if err := msg([]byte("not an envelope")); !errors.Is(err, ErrRejected) {
+		t.Fatalf("garbage on an operation with a roster: %v", err)
+	}
+	if err := ga.ProcessCommit(ku); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := ga.Seal([]byte("sealed in epoch 1"), head())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msg(fresh); err != nil {
+		t.Fatalf("message of the current epoch: %v", err)
+	}
+	if h := n.Head("epochs"); h.Last != 3 {
+		t.Fatalf("log has %d entries, want genesis, key update, one message", h.Last)
+	}
+}

@@ -283,6 +283,19 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				}
 				seq := h.Last + 1
 				var next *crypto.Roster
+				if p.Kind == KindMessage {
+					roster, ok := newRosters[p.Op]
+					if !ok {
+						roster = s.rosters[p.Op]
+					}
+					if err := checkMessage(roster, p.Envelope); err != nil {
+						if errs == nil {
+							errs = make([]error, len(e.cmd.pubs))
+						}
+						errs[j] = err
+						continue
+					}
+				}
 				if p.Kind == KindCommit {
 					roster, ok := newRosters[p.Op]
 					if !ok {
@@ -388,6 +401,33 @@ func lookupID(ops *bolt.Bucket, op string, msgID [MsgIDLen]byte) (uint64, bool) 
 		return binary.BigEndian.Uint64(v), true
 	}
 	return 0, false
+}
+
+// checkMessage decides whether a message may be appended to an operation
+// with the given roster (nil: an operation without a roster, whose messages
+// are not checked). A message must be an envelope sealed in the current
+// epoch: one sealed before a commit that got into the log ahead of it is
+// refused (ErrStaleHead) and its sender re-seals it. So every message in the
+// log belongs to the epoch current at its position, and a member reading the
+// log in order always holds its keys, even after deleting older epochs on
+// its own key update.
+func checkMessage(roster *crypto.Roster, entry []byte) error {
+	if roster == nil {
+		return nil
+	}
+	h, err := crypto.ParseEnvelopeHeader(entry)
+	if err != nil {
+		return fmt.Errorf("%w: not an envelope: %v", ErrRejected, err)
+	}
+	switch {
+	case h.Epoch < roster.Epoch:
+		return fmt.Errorf("%w: sealed in epoch %d, the operation is in epoch %d", ErrStaleHead, h.Epoch, roster.Epoch)
+	case h.Epoch > roster.Epoch:
+		return fmt.Errorf("%w: sealed in epoch %d, the operation is in epoch %d", ErrRejected, h.Epoch, roster.Epoch)
+	case int(h.SenderIndex) >= len(roster.Members):
+		return fmt.Errorf("%w: sender index %d out of range", ErrRejected, h.SenderIndex)
+	}
+	return nil
 }
 
 // checkCommit decides whether a roster commit may be appended to op, whose

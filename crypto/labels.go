@@ -20,4 +20,5 @@ const (
 	ctxIDFile        = "liaison/v1/idfile"         // identity-file AEAD additional-data prefix
 	ctxAuthChallenge = "liaison/v1/auth-challenge" // Ed25519 over relay login challenge
 	ctxLogChain      = "liaison/v1/log-chain"      // SHA-256 log hash chain
+	ctxLocalState    = "liaison/v1/local-state"    // HKDF salt: keys for a client's local state files
 )

@@ -6,6 +6,12 @@
 // has hooks to drop connections, delay or refuse publishes, rewrite history
 // and inject arbitrary frames. It is not a relay: no Raft, no disk, no limits.
 //
+// Entries carry a kind (wire.KindMessage or wire.KindCommit). Like the real
+// relay's FSM, the fake checks published commits with crypto.CheckCommit
+// against the operation's roster (genesis only on an empty log) and answers
+// stale_head, forbidden or bad_request; SetCheckCommits(false) turns that
+// off. Entries added with Append/AppendKind are never checked.
+//
 // It lives outside internal/ only because Go's internal rule would hide it
 // from cmd/liaison's tests. Do not use it outside tests.
 package fakerelay
@@ -13,9 +19,11 @@ package fakerelay
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +31,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -66,7 +75,9 @@ const (
 
 type opLog struct {
 	entries [][]byte
-	chains  [][32]byte // chains[i] is the chain hash of seq i+1
+	kinds   []wire.Kind
+	roster  *crypto.Roster // after the last accepted checked commit
+	chains  [][32]byte     // chains[i] is the chain hash of seq i+1
 	ids     map[[16]byte]uint64
 	first   uint64
 }
@@ -90,6 +101,51 @@ func (l *opLog) rechain(from uint64) {
 type deferred struct {
 	c *sconn
 	p *wire.Publish
+}
+
+// checkCommitLocked is the fake's version of the relay FSM's commit
+// acceptance test: it returns the resulting roster, or the error code to
+// answer.
+func checkCommitLocked(l *opLog, op string, env []byte) (*crypto.Roster, wire.Code) {
+	if _, err := crypto.DecodeCommit(env); err != nil {
+		return nil, wire.CodeBadRequest
+	}
+	if l.roster == nil && l.head() > 0 {
+		return nil, wire.CodeForbidden // genesis only on an empty log
+	}
+	c, next, err := crypto.CheckCommit(l.roster, env)
+	switch {
+	case err == nil && c.OpID != op:
+		return nil, wire.CodeForbidden
+	case err == nil:
+		return next, 0
+	case errors.Is(err, crypto.ErrMalformed), errors.Is(err, crypto.ErrVersion), errors.Is(err, crypto.ErrTooLarge):
+		return nil, wire.CodeBadRequest
+	case errors.Is(err, crypto.ErrNotHead):
+		return nil, wire.CodeStaleHead
+	case l.roster != nil && errors.Is(err, crypto.ErrNotGenesis):
+		return nil, wire.CodeStaleHead
+	}
+	return nil, wire.CodeForbidden
+}
+
+// checkMessageLocked is the fake's version of the relay FSM's message
+// check: on an operation with a roster, only envelopes sealed in the
+// current epoch are taken.
+func checkMessageLocked(l *opLog, env []byte) wire.Code {
+	if l.roster == nil {
+		return 0
+	}
+	h, err := crypto.ParseEnvelopeHeader(env)
+	switch {
+	case err != nil:
+		return wire.CodeForbidden
+	case h.Epoch < l.roster.Epoch:
+		return wire.CodeStaleHead
+	case h.Epoch > l.roster.Epoch:
+		return wire.CodeForbidden
+	}
+	return 0
 }
 
 // Server is a fake relay. Create it with New; Close it at the end of the
@@ -119,6 +175,15 @@ type Server struct {
 	onPublish  func(*wire.Publish) Decision
 	onDeliver  func(connID int, d *wire.Deliver) DeliverAction
 	changed    chan struct{}
+	noCheck    bool
+}
+
+// SetCheckCommits turns the check of published commits on (the default) or
+// off.
+func (s *Server) SetCheckCommits(on bool) {
+	s.mu.Lock()
+	s.noCheck = !on
+	s.mu.Unlock()
 }
 
 // New starts a fake relay with node id node.
@@ -210,12 +275,26 @@ func (s *Server) logLocked(op string) *opLog {
 // Append commits env to op as if a client had published it with a random
 // msgid, delivers it to subscribers, and returns its sequence.
 func (s *Server) Append(op string, env []byte) uint64 {
+	return s.AppendKind(op, wire.KindMessage, env)
+}
+
+// AppendKind is Append for an entry of the given kind. A commit appended
+// this way is not checked, and does not change the roster the fake checks
+// published commits against.
+func (s *Server) AppendKind(op string, kind wire.Kind, env []byte) uint64 {
 	var id [16]byte
 	rand.Read(id[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seq, _ := s.commitLocked(op, id, env)
+	seq, _ := s.commitLocked(op, id, kind, env)
 	return seq
+}
+
+// Kinds returns the kinds of op's entries.
+func (s *Server) Kinds(op string) []wire.Kind {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.Kind(nil), s.logLocked(op).kinds...)
 }
 
 // Rewrite replaces the envelope of op's entry seq and recomputes the chain
@@ -297,8 +376,11 @@ func (s *Server) ReleaseDeferred() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.deferred {
-		seq, dup := s.commitLocked(d.p.Op, [16]byte(d.p.MsgID), d.p.Envelope)
-		d.c.sendFrame(&wire.Ack{Req: d.p.Req, Op: d.p.Op, Seq: seq, Dup: dup})
+		if seq, dup, code := s.publishLocked(d.p); code != 0 {
+			d.c.sendFrame(&wire.Error{Req: d.p.Req, Code: code, Op: d.p.Op, Message: "refused by fake"})
+		} else {
+			d.c.sendFrame(&wire.Ack{Req: d.p.Req, Op: d.p.Op, Seq: seq, Dup: dup})
+		}
 	}
 	s.deferred = nil
 	s.notifyLocked()
@@ -335,15 +417,43 @@ func (s *Server) InjectFrame(f wire.Frame) {
 	s.Inject(b)
 }
 
+// publishLocked commits a published entry: a duplicate msgid is acked with
+// its sequence; a commit is checked first (unless checks are off) and a
+// non-zero code is returned if it is refused.
+func (s *Server) publishLocked(p *wire.Publish) (uint64, bool, wire.Code) {
+	l := s.logLocked(p.Op)
+	if seq, ok := l.ids[[16]byte(p.MsgID)]; ok {
+		return seq, true, 0
+	}
+	var next *crypto.Roster
+	if p.Kind == wire.KindMessage && !s.noCheck {
+		if code := checkMessageLocked(l, p.Envelope); code != 0 {
+			return 0, false, code
+		}
+	}
+	if p.Kind == wire.KindCommit && !s.noCheck {
+		var code wire.Code
+		if next, code = checkCommitLocked(l, p.Op, p.Envelope); code != 0 {
+			return 0, false, code
+		}
+	}
+	seq, dup := s.commitLocked(p.Op, [16]byte(p.MsgID), p.Kind, p.Envelope)
+	if next != nil {
+		l.roster = next
+	}
+	return seq, dup, 0
+}
+
 // commitLocked stores env under (op, id) unless id is known, fans the new
 // entry out to live subscribers and returns its sequence.
-func (s *Server) commitLocked(op string, id [16]byte, env []byte) (uint64, bool) {
+func (s *Server) commitLocked(op string, id [16]byte, kind wire.Kind, env []byte) (uint64, bool) {
 	l := s.logLocked(op)
 	if seq, ok := l.ids[id]; ok {
 		return seq, true
 	}
 	prev := l.chain(l.head())
 	l.entries = append(l.entries, env)
+	l.kinds = append(l.kinds, kind)
 	l.chains = append(l.chains, sha256.Sum256(append(prev[:], env...)))
 	seq := l.head()
 	l.ids[id] = seq
@@ -364,6 +474,12 @@ func (s *Server) sendDeliverLocked(c *sconn, op string, l *opLog, from, to uint6
 		end := min(to, seq+uint64(s.batch)-1)
 		prev := l.chain(seq - 1)
 		d := &wire.Deliver{Op: op, Seq: seq, Prev: prev[:], Envelopes: append([][]byte(nil), l.entries[seq-1:end]...)}
+		if slices.ContainsFunc(l.kinds[seq-1:end], func(k wire.Kind) bool { return k != wire.KindMessage }) {
+			d.Kinds = make([]byte, len(d.Envelopes))
+			for j, k := range l.kinds[seq-1 : end] {
+				d.Kinds[j] = byte(k)
+			}
+		}
 		act := Send
 		if s.onDeliver != nil {
 			act = s.onDeliver(c.id, d)
@@ -459,10 +575,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			switch d.Action {
 			case Commit:
-				seq, dup := s.commitLocked(f.Op, [16]byte(f.MsgID), f.Envelope)
-				c.sendFrame(&wire.Ack{Req: f.Req, Op: f.Op, Seq: seq, Dup: dup})
+				if seq, dup, code := s.publishLocked(f); code != 0 {
+					c.sendFrame(&wire.Error{Req: f.Req, Code: code, Op: f.Op, Message: "refused by fake"})
+				} else {
+					c.sendFrame(&wire.Ack{Req: f.Req, Op: f.Op, Seq: seq, Dup: dup})
+				}
 			case CommitThenDrop:
-				s.commitLocked(f.Op, [16]byte(f.MsgID), f.Envelope)
+				if _, _, code := s.publishLocked(f); code != 0 {
+					c.sendFrame(&wire.Error{Req: f.Req, Code: code, Op: f.Op, Message: "refused by fake"})
+				}
 				c.enqueue(nil, true)
 			case DropBeforeCommit:
 				c.enqueue(nil, true)

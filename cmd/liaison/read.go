@@ -2,26 +2,28 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
-	"liaison/clients"
+	"liaison/clients/session"
 )
 
-// cmdRead implements `liaison read OP [--from N] [--follow]`.
+// cmdRead implements `liaison read NAME [--from N] [--follow]`: it syncs the
+// local history with the relay, prints it from N, and with --follow keeps
+// printing new entries.
 func cmdRead(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("read")
 	from := fs.Uint64("from", 1, "first sequence to print")
-	follow := fs.Bool("follow", false, "keep printing new messages until interrupted")
+	follow := fs.Bool("follow", false, "keep printing new entries until interrupted")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: read needs exactly one OP", errUsage)
+		return fmt.Errorf("%w: read needs exactly one NAME", errUsage)
 	}
 	op := pos[0]
 	if err := checkOp(op); err != nil {
@@ -30,51 +32,57 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if *from == 0 {
 		return fmt.Errorf("%w: --from must be at least 1", errUsage)
 	}
-
-	c, err := e.dial(ctx)
+	s, done, err := e.openSession(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	sub, err := c.Subscribe(ctx, op, *from)
+	defer done()
+	if _, err := s.Sync(ctx, op); err != nil {
+		return err
+	}
+	hist, err := s.History(op, *from)
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-	head := sub.Head()
-	if !*follow && head < *from {
+	for _, en := range hist {
+		printEntry(e, en)
+	}
+	if !*follow {
 		return nil
 	}
-	for {
-		select {
-		case m, ok := <-sub.Messages():
-			if !ok {
-				if err := sub.Err(); err != nil {
-					return err
-				}
-				return errors.New("subscription ended")
-			}
-			fmt.Fprintln(e.stdout, formatMessage(m))
-			if !*follow && m.Seq >= head {
-				return nil
-			}
-		case <-ctx.Done():
-			if *follow {
-				return nil
-			}
-			return fmt.Errorf("interrupted: %w", ctx.Err())
+	return s.Follow(ctx, op, func(en session.Entry) {
+		if en.Seq >= *from {
+			printEntry(e, en)
 		}
-	}
+	})
 }
 
-// formatMessage renders one entry as `SEQ  TIME  SENDER: TEXT` for
-// placeholder envelopes and `SEQ  <N-byte envelope>` otherwise.
-func formatMessage(m clients.Message) string {
-	pm, err := clients.ParsePlaintextEnvelope(m.Envelope)
-	if err != nil {
-		return fmt.Sprintf("%d  <%d-byte envelope>", m.Seq, len(m.Envelope))
+// printEntry prints `SEQ  TIME  SENDER✓: TEXT` for messages (✓: signature
+// verified against the verified roster), roster changes as human lines,
+// and each warning as `SEQ  ! warning`.
+func printEntry(e *env, en session.Entry) {
+	ts := time.UnixMilli(en.TimeMS).Local().Format("2006-01-02 15:04:05")
+	var body string
+	switch en.Kind {
+	case session.EntryMessage, session.EntryOwn:
+		text := en.Text
+		if en.Type != session.TypeChat && en.Type != "" {
+			text = fmt.Sprintf("[%s message: not supported by this version]", en.Type)
+		}
+		body = fmt.Sprintf("%s✓: %s", sanitize(en.SenderName), sanitize(text))
+	case session.EntryCommit:
+		body = "* " + sanitize(en.Summary)
+	case session.EntryBeforeJoin:
+		body = "[sent before you joined]"
+	case session.EntryNotMember:
+		body = "[sent while you were not a member]"
+	default:
+		body = "[rejected]"
 	}
-	return fmt.Sprintf("%d  %s  %s: %s", m.Seq, pm.Time.Local().Format("2006-01-02 15:04:05"), sanitize(pm.Sender), sanitize(pm.Text))
+	fmt.Fprintf(e.stdout, "%d  %s  %s\n", en.Seq, ts, body)
+	for _, w := range en.Warnings {
+		fmt.Fprintf(e.stdout, "%d  ! %s\n", en.Seq, sanitize(w))
+	}
 }
 
 // sanitize escapes control characters so that text from the network cannot

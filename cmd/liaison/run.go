@@ -7,52 +7,83 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"liaison/clients"
+	"liaison/clients/session"
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
 const defaultRelay = "127.0.0.1:7400"
 
-const usage = `usage: liaison [--relay ADDRS] COMMAND [ARGS]
+const usage = `usage: liaison [--relay ADDRS] [--home DIR] [--identity FILE] COMMAND [ARGS]
 
-Commands:
-  send OP TEXT...            publish a message to operation OP
-                             flags: --as NAME, --priority routine|immediate|flash
-  read OP [--from N] [--follow]
-                             print OP's messages from sequence N (default 1);
-                             without --follow stop at the relay's current head
+Identity:
+  id new [--name NAME]       create your identity (asks for a passphrase twice);
+                             prints your fingerprint and your token
+  id show [--peer TOKEN]     your name and fingerprint; with --peer, the safety
+                             number to compare with that person out of band
+  id export                  print your public token (hand it to the centre)
+
+Operations (NAME is the operation's name on the relay):
+  op create NAME [--member TOKEN[:admin|centre|officer]]...
+                             create an operation with you as admin
+  op add NAME TOKEN [--role admin|centre|officer]   add a member (default officer)
+  op remove NAME MEMBER      remove a member (fingerprint prefix, key hex or name)
+  op members NAME            list the verified members
+  op list                    list your local operations
+  op verify NAME             epoch and code to compare with other members
+  op update NAME             replace your key now (new epoch)
+
+Messages (end-to-end encrypted):
+  send NAME TEXT...          flags: --priority routine|immediate|flash
+  read NAME [--from N] [--follow]
+                             print NAME's history from sequence N (default 1);
+                             with --follow keep printing new entries
   help                       show this text
 
 Common flags (before or after the command):
-  --relay ADDRS   comma-separated relay addresses (host:port, ws://..., wss://...);
-                  default $LIAISON_RELAY or ` + defaultRelay + `
-
-NOTE: messages are sent as a PLAINTEXT PLACEHOLDER until end-to-end
-encryption lands. Do not send anything sensitive.
+  --relay ADDRS     comma-separated relay addresses (host:port, ws://..., wss://...);
+                    default $LIAISON_RELAY or ` + defaultRelay + `
+  --home DIR        local state; default $LIAISON_HOME or ~/.liaison
+  --identity FILE   identity file; default $LIAISON_IDENTITY or HOME/identity
+The passphrase is prompted on the terminal, or read from $LIAISON_PASSPHRASE.
 `
 
 // errUsage marks errors that should print the usage text and exit 2.
 var errUsage = errors.New("usage")
 
+// kdfParams are the argon2id parameters of new identity files (lowered by
+// tests).
+var kdfParams = crypto.DefaultKDFParams
+
 // env carries what every command needs.
 type env struct {
 	stdout, stderr io.Writer
 	relay          string
+	home           string
+	identity       string
+	getenv         func(string) string
+	// readPassword prompts for a passphrase; nil uses the terminal.
+	readPassword func(prompt string) ([]byte, error)
 }
 
 // run is the CLI without the process: args exclude the program name. It
 // returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, relay: os.Getenv("LIAISON_RELAY")}
+	e := &env{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	e.relay = e.getenv("LIAISON_RELAY")
 	if e.relay == "" {
 		e.relay = defaultRelay
 	}
+	e.home = e.getenv("LIAISON_HOME")
+	e.identity = e.getenv("LIAISON_IDENTITY")
 	global := flag.NewFlagSet("liaison", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&e.relay, "relay", e.relay, "")
+	e.commonFlags(global)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -71,6 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "id":
+		err = cmdID(ctx, e, rest)
+	case "op":
+		err = cmdOp(ctx, e, rest)
 	case "send":
 		err = cmdSend(ctx, e, rest)
 	case "read":
@@ -94,11 +129,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+func (e *env) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.relay, "relay", e.relay, "comma-separated relay addresses")
+	fs.StringVar(&e.home, "home", e.home, "local state directory")
+	fs.StringVar(&e.identity, "identity", e.identity, "identity file")
+}
+
 // newFlagSet returns a subcommand's flag set with the common flags.
 func (e *env) newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("liaison "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&e.relay, "relay", e.relay, "comma-separated relay addresses")
+	e.commonFlags(fs)
 	return fs
 }
 
@@ -126,13 +167,33 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// checkOp validates an operation name given on the command line. For now an
+// checkOp validates an operation name given on the command line. An
 // operation's wire name is its name.
 func checkOp(op string) error {
 	if !wire.ValidOp(op) {
 		return fmt.Errorf("%w: invalid operation name %q (1-64 of A-Z a-z 0-9 . _ -, not starting with .)", errUsage, op)
 	}
 	return nil
+}
+
+// homeDir returns --home, $LIAISON_HOME or ~/.liaison.
+func (e *env) homeDir() (string, error) {
+	if e.home != "" {
+		return e.home, nil
+	}
+	return session.DefaultHome()
+}
+
+// identityPath returns --identity, $LIAISON_IDENTITY or HOME/identity.
+func (e *env) identityPath() (string, error) {
+	if e.identity != "" {
+		return e.identity, nil
+	}
+	h, err := e.homeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(h, "identity"), nil
 }
 
 // dial connects to the relays named by --relay.
@@ -144,4 +205,59 @@ func (e *env) dial(ctx context.Context) (*clients.Client, error) {
 		}
 	}
 	return clients.Dial(ctx, urls, clients.Options{DialTimeout: 10 * time.Second})
+}
+
+// loadIdentity decrypts the identity file.
+func (e *env) loadIdentity() (*crypto.Identity, error) {
+	path, err := e.identityPath()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no identity at %s (create one with `liaison id new`): %w", path, err)
+	}
+	pass, err := e.passphrase("Passphrase for "+path+": ", false)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pass)
+	return session.LoadIdentityFile(path, pass)
+}
+
+// openSession loads the identity and, if withRelay, connects to the relay.
+// close releases both.
+func (e *env) openSession(ctx context.Context, withRelay bool) (s *session.Session, close func(), err error) {
+	id, err := e.loadIdentity()
+	if err != nil {
+		return nil, nil, err
+	}
+	home, err := e.homeDir()
+	if err != nil {
+		id.Destroy()
+		return nil, nil, err
+	}
+	var c *clients.Client
+	var relay session.Relay
+	if withRelay {
+		if c, err = e.dial(ctx); err != nil {
+			id.Destroy()
+			return nil, nil, err
+		}
+		relay = c
+	}
+	opts := session.Options{Warn: func(op, msg string) {
+		fmt.Fprintf(e.stderr, "liaison: warning: %s: %s\n", op, sanitize(msg))
+	}}
+	if v := e.getenv("LIAISON_KEY_UPDATE_AFTER"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			opts.KeyUpdateAfter = d
+		}
+	}
+	s = session.New(home, id, relay, opts)
+	return s, func() {
+		if c != nil {
+			c.Close()
+		}
+		id.Destroy()
+	}, nil
 }

@@ -3,19 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/user"
 	"strings"
 	"time"
 
-	"liaison/clients"
 	"liaison/relay/wire"
 )
 
-// cmdSend implements `liaison send OP TEXT...`.
+// cmdSend implements `liaison send NAME TEXT...`.
 func cmdSend(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("send")
-	as := fs.String("as", defaultSender(), "sender name")
 	priority := fs.String("priority", "routine", "routine|immediate|flash")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up waiting for the ack after this long")
 	pos, err := parseArgs(fs, args)
@@ -23,7 +19,7 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) < 2 {
-		return fmt.Errorf("%w: send needs OP and TEXT", errUsage)
+		return fmt.Errorf("%w: send needs NAME and TEXT", errUsage)
 	}
 	op, text := pos[0], strings.Join(pos[1:], " ")
 	if err := checkOp(op); err != nil {
@@ -33,19 +29,14 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sender := *as
-	if sender == "" {
-		sender = "unknown"
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	c, err := e.dial(ctx)
+	s, done, err := e.openSession(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	res, err := c.Publish(ctx, op, clients.PlaintextEnvelope(sender, text, time.Now()), clients.WithClass(class))
+	defer done()
+	res, err := s.Send(ctx, op, text, class)
 	if err != nil {
 		return err
 	}
@@ -67,19 +58,4 @@ func parsePriority(s string) (wire.Class, error) {
 		return wire.ClassFlash, nil
 	}
 	return 0, fmt.Errorf("%w: --priority must be routine, immediate or flash, not %q", errUsage, s)
-}
-
-// defaultSender names the sender of placeholder envelopes: $USER, else the
-// account name, else the host name.
-func defaultSender() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if h, err := os.Hostname(); err == nil {
-		return h
-	}
-	return "unknown"
 }

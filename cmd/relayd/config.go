@@ -27,6 +27,7 @@ type config struct {
 	LogLevel   string
 	Origins    []string
 	Join       []string
+	Restore    string
 
 	// Settings tests change; no flags.
 	electionTimeout time.Duration
@@ -50,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed besides the node's own")
+	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty --data-dir from this backup file (made by `liaison admin snapshot`)")
 	var join string
 	fs.StringVar(&join, "join", "", "comma-separated client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own")
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Origins = splitList(origins)
 	c.Join = splitList(join)
+	if c.Restore != "" && len(c.Join) > 0 {
+		return c, errors.New("--restore starts a new cluster; it cannot be combined with --join")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat)
 	}

@@ -77,6 +77,12 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		return nil, err
 	}
 	log = log.With("node", id)
+	if cfg.Restore != "" {
+		if err := restoreBackup(cfg.DataDir, cfg.Restore); err != nil {
+			return nil, err
+		}
+		log.Info("restored backup; starting a new cluster from it", "backup", cfg.Restore)
+	}
 	cn, err := cluster.Open(cluster.Config{
 		NodeID:          id,
 		DataDir:         cfg.DataDir,
@@ -144,4 +150,13 @@ func (n *node) close() error {
 	defer cancel()
 	errs := []error{n.http.Shutdown(ctx), n.relay.Close(), n.cluster.Close()}
 	return errors.Join(errs...)
+}
+
+func restoreBackup(dataDir, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("--restore: %w", err)
+	}
+	defer f.Close()
+	return cluster.PrepareRestore(dataDir, f)
 }

@@ -329,3 +329,50 @@ func (s *safeBuffer) String() string {
 }
 
 var _ io.Writer = (*safeBuffer)(nil)
+
+// A backup fetched from a running node starts a new cluster with
+// `relayd --restore FILE` that serves every acknowledged message.
+func TestBackupRestoreProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs relayd processes")
+	}
+	listen := freePort(t)
+	startProc(t, t.TempDir(), listen, freePort(t))
+	c := dialClient(t, listen)
+	ctx := context.Background()
+	for i := 1; i <= 25; i++ {
+		if _, err := c.Publish(ctx, "backed-up", fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get("http://" + listen + "/cluster/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	resp.Body.Close()
+	f.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || n == 0 {
+		t.Fatalf("backup: status %d, %d bytes, %v", resp.StatusCode, n, err)
+	}
+
+	listen2 := freePort(t)
+	startProcArgs(t, t.TempDir(), listen2, freePort(t), "r1", "--restore", file)
+	s, err := dialClient(t, listen2).Subscribe(ctx, "backed-up", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Head() != 25 {
+		t.Fatalf("restored cluster has %d entries, want 25", s.Head())
+	}
+	for i, m := range receive(t, s, 1, 25) {
+		if want := fmt.Sprintf("m%d", i+1); string(m.Envelope) != want {
+			t.Fatalf("seq %d = %q, want %q", m.Seq, m.Envelope, want)
+		}
+	}
+}

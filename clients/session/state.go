@@ -1,0 +1,342 @@
+package session
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Local state file format: magic ‖ version ‖ nonce (24) ‖
+// XChaCha20-Poly1305(key, nonce, CBOR(opState), AD), where key =
+// Identity.LocalStateKey(statePurpose) and AD = magic ‖ version ‖ 0x00 ‖
+// str8(op) ‖ own Ed25519 public key, so a file cannot be moved to another
+// operation's name or read by another identity.
+const (
+	stateMagic   = "LOPS"
+	stateVersion = 1
+	statePurpose = "liaison/v1/op-state"
+	stateSuffix  = ".state"
+	// maxStateFile bounds a state file read from disk.
+	maxStateFile = 1 << 30
+	// maxRecentChains bounds the per-sequence log chain hashes kept to check
+	// the log heads named by envelopes.
+	maxRecentChains = 4096
+)
+
+// EntryKind says what a history entry is.
+type EntryKind uint8
+
+// Entry kinds.
+const (
+	// EntryMessage: a message from another member, signature verified and
+	// decrypted.
+	EntryMessage EntryKind = 1
+	// EntryOwn: a message this identity sent.
+	EntryOwn EntryKind = 2
+	// EntryCommit: a verified roster change (Summary says what).
+	EntryCommit EntryKind = 3
+	// EntryBeforeJoin: a message sent before this identity joined; its keys
+	// were never ours.
+	EntryBeforeJoin EntryKind = 4
+	// EntryNotMember: a message sent while this identity was not a member
+	// (after its removal).
+	EntryNotMember EntryKind = 5
+	// EntryRejected: an entry that failed verification, or a replay; it is
+	// not shown as a message (Warnings say why).
+	EntryRejected EntryKind = 6
+)
+
+// Entry is one processed log entry of an operation, as kept in the local
+// history. The history is the record: message keys are deleted after use.
+type Entry struct {
+	Seq        uint64    `cbor:"1,keyasint"`
+	Kind       EntryKind `cbor:"2,keyasint"`
+	Sender     []byte    `cbor:"3,keyasint,omitempty"` // Ed25519 key (32 bytes)
+	SenderName string    `cbor:"4,keyasint,omitempty"`
+	// TimeMS is the sender's clock for messages (as the sender claims it),
+	// the local processing time for commits and rejected entries.
+	TimeMS   int64    `cbor:"5,keyasint,omitempty"`
+	Type     string   `cbor:"6,keyasint,omitempty"` // payload type of messages
+	Text     string   `cbor:"7,keyasint,omitempty"`
+	Epoch    uint64   `cbor:"8,keyasint,omitempty"`
+	Index    uint32   `cbor:"9,keyasint,omitempty"` // sender's ratchet index
+	Summary  string   `cbor:"10,keyasint,omitempty"`
+	Warnings []string `cbor:"11,keyasint,omitempty"`
+}
+
+// Verified reports whether the entry's sender is authenticated (its
+// signature verified against the verified roster, or our own message).
+func (e *Entry) Verified() bool {
+	return e.Kind == EntryMessage || e.Kind == EntryOwn || e.Kind == EntryCommit
+}
+
+// pendingMsg is an own message sealed and saved before it was published.
+// Its plaintext is kept because its key is gone.
+type pendingMsg struct {
+	MsgID  []byte `cbor:"1,keyasint"`
+	Hash   []byte `cbor:"2,keyasint"` // SHA-256 of the envelope
+	Env    []byte `cbor:"3,keyasint"`
+	Class  uint8  `cbor:"4,keyasint,omitempty"`
+	Type   string `cbor:"5,keyasint"`
+	Text   string `cbor:"6,keyasint,omitempty"`
+	TimeMS int64  `cbor:"7,keyasint"`
+	Epoch  uint64 `cbor:"8,keyasint,omitempty"`
+	Index  uint32 `cbor:"9,keyasint,omitempty"`
+}
+
+// opState is everything kept locally about one operation.
+type opState struct {
+	V    int    `cbor:"1,keyasint"`
+	Op   string `cbor:"2,keyasint"`
+	Self []byte `cbor:"3,keyasint"`
+	// Group is crypto.Group.MarshalBinary, empty until joined.
+	Group []byte `cbor:"4,keyasint,omitempty"`
+	// Seq is the last processed sequence; RelayChain its relay chain hash
+	// (docs/protocol.md) and LogChain its crypto.LogChain hash.
+	Seq        uint64 `cbor:"5,keyasint"`
+	RelayChain []byte `cbor:"6,keyasint,omitempty"`
+	LogChain   []byte `cbor:"7,keyasint,omitempty"`
+	// Chains holds the LogChain hashes of sequences ChainBase..Seq.
+	ChainBase uint64   `cbor:"8,keyasint,omitempty"`
+	Chains    [][]byte `cbor:"9,keyasint,omitempty"`
+	// PreJoin collects the commits seen before this identity joined, from
+	// the genesis on, for crypto.JoinGroup.
+	PreJoin   [][]byte     `cbor:"10,keyasint,omitempty"`
+	Joined    bool         `cbor:"11,keyasint,omitempty"`
+	JoinEpoch uint64       `cbor:"12,keyasint,omitempty"`
+	LastKU    int64        `cbor:"13,keyasint,omitempty"` // ms of our last processed key update (0: none since joining)
+	Pending   []pendingMsg `cbor:"14,keyasint,omitempty"`
+	Entries   []Entry      `cbor:"15,keyasint,omitempty"`
+	Anomalies int          `cbor:"16,keyasint,omitempty"`
+}
+
+func (st *opState) relayChain() [32]byte {
+	var h [32]byte
+	copy(h[:], st.RelayChain)
+	return h
+}
+
+func (st *opState) logChain() [32]byte {
+	var h [32]byte
+	copy(h[:], st.LogChain)
+	return h
+}
+
+// chainAt returns our LogChain hash of seq, if still kept.
+func (st *opState) chainAt(seq uint64) ([32]byte, bool) {
+	var h [32]byte
+	if seq == 0 {
+		return h, true
+	}
+	if seq < st.ChainBase || seq > st.Seq || st.ChainBase == 0 {
+		return h, false
+	}
+	i := seq - st.ChainBase
+	if i >= uint64(len(st.Chains)) {
+		return h, false
+	}
+	copy(h[:], st.Chains[i])
+	return h, true
+}
+
+// advance records entry seq as processed.
+func (st *opState) advance(seq uint64, relay, log [32]byte) {
+	st.Seq = seq
+	st.RelayChain = relay[:]
+	st.LogChain = log[:]
+	if st.ChainBase == 0 || len(st.Chains) == 0 {
+		st.ChainBase = seq
+		st.Chains = nil
+	}
+	st.Chains = append(st.Chains, log[:])
+	if over := len(st.Chains) - maxRecentChains; over > 0 {
+		st.Chains = append([][]byte(nil), st.Chains[over:]...)
+		st.ChainBase += uint64(over)
+	}
+}
+
+var (
+	stateEnc cbor.EncMode
+	stateDec cbor.DecMode
+)
+
+func init() {
+	var err error
+	if stateEnc, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+		panic(err)
+	}
+	stateDec, err = cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+		MaxNestedLevels:  8,
+		MaxArrayElements: 1 << 26,
+		MaxMapPairs:      64,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// ErrNoState is returned for an operation with no local state.
+var ErrNoState = errors.New("session: no local state for this operation")
+
+func stateAD(op string, self [32]byte) []byte {
+	ad := []byte(stateMagic)
+	ad = append(ad, stateVersion, 0, byte(len(op)))
+	ad = append(ad, op...)
+	return append(ad, self[:]...)
+}
+
+func (s *Session) statePath(op string) string {
+	return filepath.Join(s.home, "ops", op+stateSuffix)
+}
+
+// readState decrypts op's state file; ErrNoState if there is none.
+func (s *Session) readState(op string) (*opState, error) {
+	b, err := os.ReadFile(s.statePath(op))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	if err != nil {
+		return nil, err
+	}
+	hdr := len(stateMagic) + 1 + chacha20poly1305.NonceSizeX
+	if len(b) < hdr+chacha20poly1305.Overhead || len(b) > maxStateFile || string(b[:4]) != stateMagic || b[4] != stateVersion {
+		return nil, fmt.Errorf("session: %s: not a state file", s.statePath(op))
+	}
+	aead, err := chacha20poly1305.NewX(s.key[:])
+	if err != nil {
+		return nil, err
+	}
+	pt, err := aead.Open(nil, b[5:hdr], b[hdr:], stateAD(op, s.id.PublicKey()))
+	if err != nil {
+		return nil, fmt.Errorf("session: %s: cannot decrypt (another identity's state, or damaged)", s.statePath(op))
+	}
+	st := new(opState)
+	if err := stateDec.Unmarshal(pt, st); err != nil {
+		return nil, fmt.Errorf("session: %s: %w", s.statePath(op), err)
+	}
+	if st.V != 1 || st.Op != op || !bytes.Equal(st.Self, s.self[:]) {
+		return nil, fmt.Errorf("session: %s: state of another operation or identity", s.statePath(op))
+	}
+	return st, nil
+}
+
+// writeState encrypts st and replaces op's state file atomically: temporary
+// file, fsync, rename, fsync of the directory.
+func (s *Session) writeState(st *opState) error {
+	pt, err := stateEnc.Marshal(st)
+	if err != nil {
+		return err
+	}
+	aead, err := chacha20poly1305.NewX(s.key[:])
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 0, 5+chacha20poly1305.NonceSizeX+len(pt)+chacha20poly1305.Overhead)
+	out = append(out, stateMagic...)
+	out = append(out, stateVersion)
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	out = append(out, nonce...)
+	out = aead.Seal(out, nonce, pt, stateAD(st.Op, s.self))
+	clear(pt)
+	return WriteFileAtomic(s.statePath(st.Op), out)
+}
+
+// WriteFileAtomic writes b to path through a temporary file in the same
+// directory (mode 0600), fsyncs it, renames it over path and fsyncs the
+// directory, so path holds either the old or the new content after a crash.
+func WriteFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// lockOp takes an exclusive advisory lock on op's state, so that two
+// processes (say `read --follow` and `send`) never overwrite each other's
+// state — which could otherwise re-use a sending key.
+func (s *Session) lockOp(op string) (func(), error) {
+	dir := filepath.Join(s.home, "ops")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, op+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("session: lock %s: %w", op, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// localOps lists the operations with a state file under home.
+func localOps(home string) ([]string, error) {
+	des, err := os.ReadDir(filepath.Join(home, "ops"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ops []string
+	for _, de := range des {
+		n := de.Name()
+		if de.Type().IsRegular() && strings.HasSuffix(n, stateSuffix) && !strings.HasPrefix(n, ".") {
+			ops = append(ops, strings.TrimSuffix(n, stateSuffix))
+		}
+	}
+	return ops, nil
+}
