@@ -51,6 +51,7 @@ type Subscription struct {
 	sentOn   *conn  // connection the current subscribe was sent on
 	req      uint64 // outstanding subscribe request, 0 if none
 	head     uint64 // from the first subscribed answer
+	behind   bool   // the first subscribed answer said the node is behind
 	first    uint64
 	gotFirst bool
 
@@ -162,6 +163,16 @@ func (s *Subscription) Head() uint64 {
 	return s.head
 }
 
+// Behind reports whether the relay answered the first subscribe saying it
+// cannot confirm it is current (no leader, or still applying): Head may then
+// be older than the cluster's, and a reader that wants "everything up to
+// now" should say so or try another node.
+func (s *Subscription) Behind() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.behind
+}
+
 // Next returns the next sequence the subscription expects: one more than the
 // last entry received.
 func (s *Subscription) Next() uint64 {
@@ -263,7 +274,7 @@ func (c *Client) handleSubscribed(cn *conn, f *wire.Subscribed) error {
 	first := !s.gotFirst
 	if first {
 		s.gotFirst = true
-		s.head, s.first = f.Head, f.First
+		s.head, s.first, s.behind = f.Head, f.First, f.Behind
 	}
 	c.mu.Unlock()
 	c.log.Debug("subscribed", "node", cn.node, "op", f.Op, "from", f.From, "head", f.Head)

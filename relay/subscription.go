@@ -50,7 +50,8 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		old.ended = true
 	}
 	c.subs[f.Op] = s
-	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First}); err == nil {
+	behind := c.s.log.Ready() != nil
+	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First, Behind: behind}); err == nil {
 		c.enqueueLocked(b)
 	}
 	c.s.wg.Add(1)

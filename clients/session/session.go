@@ -235,6 +235,9 @@ func (s *Session) catchUp(ctx context.Context, oc *opCtx) error {
 	}
 	defer sub.Close()
 	head := sub.Head()
+	if sub.Behind() {
+		s.warn(st.Op, "the relay node is behind the leader: entries committed elsewhere may be missing from this read; try again or use another node")
+	}
 	for st.Seq < head {
 		select {
 		case m, ok := <-sub.Messages():

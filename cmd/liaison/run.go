@@ -43,6 +43,8 @@ Messages (end-to-end encrypted):
   read NAME [--from N] [--follow]
                              print NAME's history from sequence N (default 1);
                              with --follow keep printing new entries
+Cluster administration:
+  admin status|join|remove|snapshot   see "liaison admin" for details
   help                       show this text
 
 Common flags (before or after the command):
@@ -110,6 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSend(ctx, e, rest)
 	case "read":
 		err = cmdRead(ctx, e, rest)
+	case "admin":
+		err = cmdAdmin(ctx, e, rest)
 	default:
 		fmt.Fprintf(stderr, "liaison: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"liaison/clients"
+	"liaison/cluster"
+	"liaison/relay/wire"
 )
 
 // procNode is one relayd process of a test cluster and what it needs to be
@@ -232,5 +238,156 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Five relayd processes administered with the liaison CLI: status lists
+// every node with its lag; a follower killed with SIGKILL during writes
+// restarts and catches up; removing a node keeps the cluster writable; a
+// snapshot is written to a file.
+func TestFiveNodesAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster of relayd processes")
+	}
+	nodes := startCluster(t, 5)
+	var all []string
+	for _, n := range nodes {
+		all = append(all, n.listen)
+	}
+	relays := strings.Join(all, ",")
+	cli := liaisonBinary(t)
+	admin := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli, append([]string{"--relay", relays, "admin"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	waitUntil(t, 30*time.Second, func() bool {
+		out, err := admin("status")
+		return err == nil && strings.Count(out, "Leader ") == 1 && strings.Count(out, "Follower ") == 4
+	})
+
+	ctx := context.Background()
+	c := dialClient(t, all...)
+	publish := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if _, err := c.Publish(ctx, "five", fmt.Appendf(nil, "m%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1, 50)
+	leader, _, err := clusterStatus(all[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var follower *procNode
+	for _, n := range nodes {
+		if n.id != leader && n != nodes[0] {
+			follower = n
+			break
+		}
+	}
+	follower.kill()
+	publish(51, 100)
+	follower.restart(t)
+	s, err := dialClient(t, follower.listen).Subscribe(ctx, "five", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, s, 1, 100); string(got[99].Envelope) != "m100" {
+		t.Fatalf("restarted follower ends with %q", got[99].Envelope)
+	}
+
+	out, err := admin("status")
+	if err != nil {
+		t.Fatalf("admin status: %v\n%s", err, out)
+	}
+	for _, n := range nodes {
+		if !strings.Contains(out, n.id+" ") {
+			t.Fatalf("status does not list %s:\n%s", n.id, out)
+		}
+	}
+	if !strings.Contains(out, "LAG") {
+		t.Fatalf("status has no lag column:\n%s", out)
+	}
+
+	// Remove a follower that is not the one the client uses first.
+	var victim *procNode
+	for _, n := range nodes[1:] {
+		if n.id != leader && n != follower {
+			victim = n
+			break
+		}
+	}
+	if out, err := admin("remove", victim.id); err != nil {
+		t.Fatalf("admin remove: %v\n%s", err, out)
+	}
+	if _, count, err := clusterStatus(all[0]); err != nil || count != 4 {
+		t.Fatalf("after remove: %d servers, %v", count, err)
+	}
+	publish(101, 110)
+
+	file := filepath.Join(t.TempDir(), "backup.db")
+	if out, err := admin("snapshot", file); err != nil || !strings.Contains(out, "wrote "+file) {
+		t.Fatalf("admin snapshot: %v\n%s", err, out)
+	}
+	if err := cluster.PrepareRestore(t.TempDir(), mustOpen(t, file)); err != nil {
+		t.Fatalf("the snapshot does not restore: %v", err)
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// A node that has lost the leader turns /readyz false and tells subscribers
+// it is behind rather than presenting its log end as current.
+func TestNodeWithoutLeaderSaysItIsBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster of relayd processes")
+	}
+	nodes := startCluster(t, 3)
+	waitUntil(t, 30*time.Second, func() bool {
+		_, count, err := clusterStatus(nodes[2].listen)
+		return err == nil && count == 3
+	})
+	c := dialClient(t, nodes[2].listen)
+	if _, err := c.Publish(context.Background(), "isolated", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].kill()
+	nodes[1].kill()
+	waitUntil(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + nodes[2].listen + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	raw, err := dialAddr(t, nodes[2].listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.ws.Close()
+	raw.send(&wire.Subscribe{Req: 1, Op: "isolated", From: 1})
+	sub, ok := raw.read().(*wire.Subscribed)
+	if !ok {
+		t.Fatal("no subscribed")
+	}
+	if !sub.Behind || sub.Head != 1 {
+		t.Fatalf("subscribed %+v: want behind with the local head 1", sub)
+	}
+	// What it has is still delivered.
+	if got := raw.collect("isolated", 1, 1); string(got[0]) != "before" {
+		t.Fatalf("got %q", got[0])
 	}
 }

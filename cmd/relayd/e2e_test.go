@@ -177,6 +177,32 @@ func TestNoUnableToDecryptUnderConcurrentCommits(t *testing.T) {
 	}
 }
 
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// liaisonBinary builds the liaison CLI once per test run.
+func liaisonBinary(t testing.TB) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "liaison-bin")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		cliPath = filepath.Join(dir, "liaison")
+		if out, err := exec.Command("go", "build", "-o", cliPath, "../liaison").CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("build liaison: %v\n%s", err, out)
+		}
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliPath
+}
+
 // The README's newcomer flow, as written, with the real binaries: a relayd
 // process and the liaison CLI.
 func TestReadmeNewcomerFlow(t *testing.T) {
@@ -185,10 +211,7 @@ func TestReadmeNewcomerFlow(t *testing.T) {
 	}
 	listen := freePort(t)
 	startProc(t, t.TempDir(), listen, freePort(t))
-	cli := filepath.Join(t.TempDir(), "liaison")
-	if out, err := exec.Command("go", "build", "-o", cli, "../liaison").CombinedOutput(); err != nil {
-		t.Fatalf("build liaison: %v\n%s", err, out)
-	}
+	cli := liaisonBinary(t)
 	home := t.TempDir()
 	run := func(args ...string) string {
 		t.Helper()

@@ -47,13 +47,16 @@ type Subscribe struct {
 
 // Subscribed confirms a Subscribe. Head is the last sequence committed on
 // this node when the subscription started; First is the oldest sequence the
-// node still holds.
+// node still holds. Behind is true when the node cannot confirm it is
+// current (it knows no leader, or has not yet applied entries it knows are
+// committed): Head may then be older than the cluster's.
 type Subscribed struct {
-	Req   uint64 `cbor:"1,keyasint"`
-	Op    string `cbor:"2,keyasint"`
-	From  uint64 `cbor:"3,keyasint"`
-	Head  uint64 `cbor:"4,keyasint"`
-	First uint64 `cbor:"5,keyasint"`
+	Req    uint64 `cbor:"1,keyasint"`
+	Op     string `cbor:"2,keyasint"`
+	From   uint64 `cbor:"3,keyasint"`
+	Head   uint64 `cbor:"4,keyasint"`
+	First  uint64 `cbor:"5,keyasint"`
+	Behind bool   `cbor:"6,keyasint,omitempty"`
 }
 
 // Unsubscribe ends a subscription. Deliver frames already queued may still

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
+  admin status                     every node in --relay: state, term, commit and
+                                   applied index, lag behind the leader
+  admin join NODE-ID RAFT-ADDR     add a node (normally done by relayd --join)
+  admin remove NODE-ID             remove a node from the cluster
+  admin snapshot FILE              write a backup of a node's logs to FILE;
+                                   start a new cluster from it with
+                                   relayd --restore FILE --data-dir EMPTY-DIR`
+
+// nodeStatus mirrors cluster.StatusReport.
+type nodeStatus struct {
+	Node struct {
+		NodeID       string `json:"node_id"`
+		State        string `json:"state"`
+		LeaderID     string `json:"leader_id"`
+		Term         uint64 `json:"term"`
+		CommitIndex  uint64 `json:"commit_index"`
+		AppliedIndex uint64 `json:"applied_index"`
+	} `json:"node"`
+	Servers []struct {
+		ID       string `json:"id"`
+		Address  string `json:"address"`
+		Suffrage string `json:"suffrage"`
+		Leader   bool   `json:"leader"`
+	} `json:"servers"`
+}
+
+func cmdAdmin(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: admin needs a subcommand\n%s", errUsage, adminUsage)
+	}
+	fs := e.newFlagSet("admin " + args[0])
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 60 * time.Second}
+	switch args[0] {
+	case "status":
+		return adminStatus(ctx, e, hc)
+	case "join":
+		if len(pos) != 2 {
+			return fmt.Errorf("%w: admin join NODE-ID RAFT-ADDR", errUsage)
+		}
+		return adminChange(ctx, e, hc, "join", map[string]string{"id": pos[0], "address": pos[1]})
+	case "remove":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin remove NODE-ID", errUsage)
+		}
+		return adminChange(ctx, e, hc, "remove", map[string]string{"id": pos[0]})
+	case "snapshot":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin snapshot FILE", errUsage)
+		}
+		return adminSnapshot(ctx, e, pos[0])
+	}
+	return fmt.Errorf("%w: unknown admin command %q\n%s", errUsage, args[0], adminUsage)
+}
+
+// adminBases returns the HTTP base URLs of the relays in --relay.
+func adminBases(e *env) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(e.relay, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			out = append(out, "http://"+a)
+			continue
+		}
+		u, err := url.Parse(a)
+		if err != nil {
+			return nil, fmt.Errorf("relay address %q: %w", a, err)
+		}
+		scheme := "http"
+		if u.Scheme == "wss" || u.Scheme == "https" {
+			scheme = "https"
+		}
+		out = append(out, scheme+"://"+u.Host)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no relay address", errUsage)
+	}
+	return out, nil
+}
+
+func getStatus(ctx context.Context, hc *http.Client, base string) (*nodeStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, httpFailure(resp)
+	}
+	var st nodeStatus
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s: bad status: %w", base, err)
+	}
+	return &st, nil
+}
+
+func httpFailure(resp *http.Response) error {
+	var body struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if json.Unmarshal(b, &body) == nil && body.Error != "" {
+		return fmt.Errorf("%s: %s", resp.Status, body.Error)
+	}
+	return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+}
+
+func adminStatus(ctx context.Context, e *env, hc *http.Client) error {
+	bases, err := adminBases(e)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		base string
+		st   *nodeStatus
+		err  error
+	}
+	rows := make([]row, len(bases))
+	var leaderCommit uint64
+	var config *nodeStatus
+	for i, b := range bases {
+		st, err := getStatus(ctx, hc, b)
+		rows[i] = row{base: b, st: st, err: err}
+		if err == nil {
+			if st.Node.State == "Leader" {
+				leaderCommit = st.Node.CommitIndex
+			}
+			if config == nil || st.Node.State == "Leader" {
+				config = st
+			}
+		}
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tCLIENTS\tSTATE\tLEADER\tTERM\tCOMMIT\tAPPLIED\tLAG")
+	seen := map[string]bool{}
+	failed := 0
+	for _, r := range rows {
+		if r.err != nil {
+			failed++
+			fmt.Fprintf(w, "?\t%s\tunreachable: %v\t\t\t\t\t\n", strings.TrimPrefix(r.base, "http://"), r.err)
+			continue
+		}
+		n := r.st.Node
+		seen[n.NodeID] = true
+		lag := "?"
+		if leaderCommit > 0 {
+			lag = fmt.Sprint(int64(leaderCommit) - int64(n.AppliedIndex))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.NodeID, strings.TrimPrefix(r.base, "http://"), n.State, n.LeaderID, n.Term, n.CommitIndex, n.AppliedIndex, lag)
+	}
+	if config != nil {
+		for _, s := range config.Servers {
+			if !seen[s.ID] {
+				fmt.Fprintf(w, "%s\t(not in --relay)\t%s, raft %s\t\t\t\t\t\n", s.ID, strings.ToLower(s.Suffrage), s.Address)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if failed == len(rows) {
+		return fmt.Errorf("no relay answered")
+	}
+	return nil
+}
+
+func adminChange(ctx context.Context, e *env, hc *http.Client, what string, body map[string]string) error {
+	bases, err := adminBases(e)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(body)
+	var last error
+	for _, base := range bases {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/cluster/"+what, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode == http.StatusOK {
+			resp.Body.Close()
+			fmt.Fprintf(e.stdout, "%s %s: done\n", what, body["id"])
+			return nil
+		}
+		last = httpFailure(resp)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
+			break
+		}
+	}
+	return fmt.Errorf("admin %s: %w", what, last)
+}
+
+// adminSnapshot downloads a backup from the first relay that serves one,
+// writing it to a temporary file that is renamed into place once complete,
+// and showing progress on stderr.
+func adminSnapshot(ctx context.Context, e *env, file string) error {
+	bases, err := adminBases(e)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bases[0]+"/cluster/backup", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin snapshot: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin snapshot: %w", httpFailure(resp))
+	}
+	tmp := file + ".part"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	pw := &progressWriter{w: f, out: e.stderr, every: 8 << 20}
+	n, err := io.Copy(pw, resp.Body)
+	if pw.next > 0 {
+		fmt.Fprintln(e.stderr)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("admin snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (%d bytes) from %s\n", file, n, strings.TrimPrefix(bases[0], "http://"))
+	return nil
+}
+
+// progressWriter reports bytes written every `every` bytes.
+type progressWriter struct {
+	w     io.Writer
+	out   io.Writer
+	every int64
+	n     int64
+	next  int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.n >= p.next {
+		fmt.Fprintf(p.out, "\r%d MiB written", p.n>>20)
+		p.next = p.n + p.every
+	}
+	return n, err
+}
