@@ -57,6 +57,10 @@ type conn struct {
 
 	wmu sync.Mutex // serialises writes
 
+	// unavailable counts consecutive publishes answered "unavailable" on
+	// this connection (guarded by Client.mu); see maxUnavailable.
+	unavailable int
+
 	closeOnce sync.Once
 	done      chan struct{} // closed when the reader goroutine exits
 }

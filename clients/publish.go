@@ -8,6 +8,10 @@ import (
 	"liaison/relay/wire"
 )
 
+// maxUnavailable is how many consecutive "unavailable" answers make the
+// client leave a relay for the next one in its list.
+const maxUnavailable = 3
+
 // PublishResult is the outcome of an acknowledged publish.
 type PublishResult struct {
 	// Seq is the entry's sequence number in the operation's log.
@@ -185,6 +189,7 @@ func (c *Client) handleAck(cn *conn, a *wire.Ack) {
 		return
 	}
 	delete(c.pubs, a.Req)
+	cn.unavailable = 0
 	p.res = PublishResult{Seq: a.Seq, Dup: a.Dup, MsgID: p.id}
 	close(p.done)
 }
@@ -198,6 +203,14 @@ func (c *Client) pubFailed(cn *conn, p *pendingPub, e *wire.Error) {
 	}
 	if e.Code.Retryable() {
 		c.log.Debug("publish will be retried", "node", cn.node, "op", p.op, "msgid", p.id, "code", e.Code.String())
+		if e.Code == wire.CodeUnavailable {
+			// A node that keeps saying it cannot serve (no leader, removed
+			// from the cluster, cut off) is left for the next relay.
+			if cn.unavailable++; cn.unavailable >= maxUnavailable {
+				c.log.Info("relay keeps answering unavailable; moving to another", "node", cn.node)
+				cn.close()
+			}
+		}
 		if p.sentOn == cn {
 			p.sentOn = nil
 		}

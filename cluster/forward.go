@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -167,7 +168,11 @@ func (n *Node) serveForwardConn(c net.Conn) {
 				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 				_ = writeFrame(c, b)
 			})
-			go func() { resp.set(0, Result{}, 0, n.applyMembership(action, nid, addr)) }()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout+5*time.Second)
+				defer cancel()
+				resp.set(0, Result{}, 0, n.membership(ctx, action, nid, addr))
+			}()
 			continue
 		}
 		cmd, err := decodeCommand(rd.b)

@@ -105,7 +105,7 @@ type applyWaiter struct {
 
 // afterWaitTimeout bounds how long a forwarded publish waits for this node
 // to apply the entry the leader committed it in.
-const afterWaitTimeout = 30 * time.Second
+const afterWaitTimeout = 10 * time.Second
 
 // afterApplied calls fn(nil) once the FSM has applied index, or fn with
 // ErrUnknownOutcome if that takes longer than afterWaitTimeout (the entry
@@ -165,12 +165,19 @@ func (f *fsm) releaseWaiters() {
 func (f *fsm) closeWaiters() {
 	f.waitMu.Lock()
 	f.closed = true
+	f.waitMu.Unlock()
+	f.failWaiters(ErrClosed)
+}
+
+// failWaiters answers every waiter with err now.
+func (f *fsm) failWaiters(err error) {
+	f.waitMu.Lock()
 	ws := f.waiters
 	f.waiters = nil
 	f.waitMu.Unlock()
 	for _, w := range ws {
 		w.timer.Stop()
-		w.fn(ErrClosed)
+		w.fn(err)
 	}
 }
 

@@ -57,9 +57,23 @@ func (n *Node) membership(ctx context.Context, action byte, id, addr string) err
 	if leader == "" {
 		return ErrNotLeader
 	}
-	c, err := n.mux.dial(string(leader), streamForward, 5*time.Second)
+	return n.sendMembership(ctx, string(leader), action, id, addr)
+}
+
+// JoinVia asks the cluster node at peer (its Raft address) to add this node
+// as a voter. The request travels over the cluster channel, so with cluster
+// TLS only a holder of a node certificate from the cluster CA can join. The
+// peer relays the request to its leader if it is a follower.
+func (n *Node) JoinVia(ctx context.Context, peer string) error {
+	return n.sendMembership(ctx, peer, memberAdd, n.cfg.NodeID, n.cfg.RaftAdvertise)
+}
+
+// sendMembership sends a membership request to the node at target over the
+// forwarding stream and waits for its answer.
+func (n *Node) sendMembership(ctx context.Context, target string, action byte, id, addr string) error {
+	c, err := n.mux.dial(target, streamForward, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("%w: reach leader %s: %v", ErrNotLeader, leader, err)
+		return fmt.Errorf("%w: reach %s: %w", ErrNotLeader, target, err)
 	}
 	defer c.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -74,11 +88,11 @@ func (n *Node) membership(ctx context.Context, action byte, id, addr string) err
 	body = binary.AppendUvarint(body, uint64(len(addr)))
 	body = append(body, addr...)
 	if err := writeFrame(c, body); err != nil {
-		return fmt.Errorf("%w: %v", ErrMembership, err)
+		return fmt.Errorf("%w: %w", ErrMembership, err)
 	}
 	resp, err := readFrame(newFrameReader(c))
 	if err != nil {
-		return fmt.Errorf("%w: no answer from the leader: %v", ErrMembership, err)
+		return fmt.Errorf("%w: no answer from %s: %w", ErrMembership, target, err)
 	}
 	rd := reader{b: resp}
 	rd.uvarint() // id

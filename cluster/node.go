@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,6 +39,7 @@ type Node struct {
 	bg sync.WaitGroup // forwarding goroutines
 
 	hadState bool
+	member   atomic.Bool // in the latest Raft configuration (watchMembership)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,8 +149,10 @@ func Open(cfg Config) (*Node, error) {
 	}
 	ok = true
 	n.fwd = newForwarder(n)
-	n.bg.Add(1)
+	n.refreshMembership()
+	n.bg.Add(2)
 	go n.serveForwarding()
+	go n.watchMembership()
 	go n.batchLoop()
 	go n.waitLoop()
 	return n, nil
@@ -176,6 +180,58 @@ func (n *Node) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
 		return fmt.Errorf("cluster: restore snapshot %s: %w", newest.ID, err)
 	}
 	return nil
+}
+
+// membershipPoll is how often a node checks that it is still in the
+// cluster's configuration.
+const membershipPoll = 250 * time.Millisecond
+
+// watchMembership keeps n.member current: a node removed from the cluster
+// (or not yet added) refuses publishes and reports not ready, so clients
+// move to a node that can serve them.
+func (n *Node) watchMembership() {
+	defer n.bg.Done()
+	t := time.NewTicker(membershipPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.refreshMembership()
+		}
+	}
+}
+
+func (n *Node) refreshMembership() {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		// Raft shuts itself down on a node that learns it was removed
+		// (ShutdownOnRemove): such a node is no longer a member.
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			n.setMember(false)
+		}
+		return
+	}
+	in := false
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) {
+			in = true
+			break
+		}
+	}
+	n.setMember(in)
+}
+
+// setMember records whether this node is in the configuration. A node that
+// leaves it will not apply the entries it forwarded publishes into: their
+// publishers are told at once that the outcome is unknown, so they re-send
+// (same msgid) through a node that is still a member.
+func (n *Node) setMember(in bool) {
+	if was := n.member.Swap(in); was && !in {
+		n.cfg.Logger.Warn("this node is no longer a member of the cluster; it refuses publishes")
+		n.fsm.failWaiters(fmt.Errorf("%w: this node left the cluster", ErrUnknownOutcome))
+	}
 }
 
 // HadState reports whether the node found Raft state on disk when it
@@ -208,6 +264,14 @@ func (n *Node) enqueue(p Publish, local bool, done func(Result, uint64, error)) 
 	if n.closed {
 		done(Result{}, 0, ErrClosed)
 		return
+	}
+	if !n.member.Load() {
+		// The flag is polled; a node that just joined checks now.
+		n.refreshMembership()
+		if !n.member.Load() {
+			done(Result{}, 0, fmt.Errorf("%w: this node is not a member of the cluster", ErrNotLeader))
+			return
+		}
 	}
 	if addr, _ := n.raft.LeaderWithID(); addr == "" || (local && n.raft.State() != raft.Leader) {
 		done(Result{}, 0, ErrNotLeader)
@@ -292,7 +356,7 @@ func (n *Node) Status() Status {
 		LeaderID:     string(id),
 		LastIndex:    n.raft.LastIndex(),
 		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.applied.Load(),
+		AppliedIndex: n.raft.AppliedIndex(),
 		Entries:      n.metrics.entries.Load(),
 		Messages:     n.metrics.messages.Load(),
 	}
@@ -312,6 +376,9 @@ func (n *Node) Ready() error {
 	case <-n.fatal:
 		return fmt.Errorf("%w: store failed", ErrNotReady)
 	default:
+	}
+	if !n.member.Load() {
+		return fmt.Errorf("%w: not a member of the cluster", ErrNotReady)
 	}
 	if addr, _ := n.raft.LeaderWithID(); addr == "" {
 		return fmt.Errorf("%w: no leader", ErrNotReady)

@@ -59,7 +59,13 @@ func TestLateNodeServedFromSnapshot(t *testing.T) {
 			}
 		}
 	}
-	// Dedupe state came with the snapshot, and new writes flow.
+	// Once it is ready (in the configuration, caught up), new writes flow
+	// through it, and the dedupe state came with the snapshot.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := late.WaitLeader(wctx); err != nil {
+		t.Fatal(err)
+	}
 	r, err := late.Publish(ctx, Publish{Op: "op-0", MsgID: msgID(t), Envelope: []byte("after")})
 	if err != nil || r.Seq != 101 {
 		t.Fatalf("publish via the late node: %+v %v", r, err)

@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"liaison/cluster/pki"
 )
 
 const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
@@ -21,7 +25,11 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
   admin remove NODE-ID             remove a node from the cluster
   admin snapshot FILE              write a backup of a node's logs to FILE;
                                    start a new cluster from it with
-                                   relayd --restore FILE --data-dir EMPTY-DIR`
+                                   relayd --restore FILE --data-dir EMPTY-DIR
+  admin ca init DIR                create the cluster CA (DIR/ca.crt, DIR/ca.key)
+  admin ca node DIR NODE-ID [--host IP-OR-NAME]...
+                                   issue a node certificate (DIR/NODE-ID.crt/.key)
+  admin ca admin DIR NAME          issue an admin certificate (DIR/NAME.crt/.key)`
 
 // nodeStatus mirrors cluster.StatusReport.
 type nodeStatus struct {
@@ -45,12 +53,19 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: admin needs a subcommand\n%s", errUsage, adminUsage)
 	}
+	if args[0] == "ca" {
+		return adminCA(e, args[1:])
+	}
 	fs := e.newFlagSet("admin " + args[0])
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 60 * time.Second}
+	tc, err := e.tlsConfig()
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	switch args[0] {
 	case "status":
 		return adminStatus(ctx, e, hc)
@@ -68,7 +83,7 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: admin snapshot FILE", errUsage)
 		}
-		return adminSnapshot(ctx, e, pos[0])
+		return adminSnapshot(ctx, e, &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}, pos[0])
 	}
 	return fmt.Errorf("%w: unknown admin command %q\n%s", errUsage, args[0], adminUsage)
 }
@@ -82,7 +97,11 @@ func adminBases(e *env) ([]string, error) {
 			continue
 		}
 		if !strings.Contains(a, "://") {
-			out = append(out, "http://"+a)
+			scheme := "http://"
+			if e.tlsCA != "" {
+				scheme = "https://"
+			}
+			out = append(out, scheme+a)
 			continue
 		}
 		u, err := url.Parse(a)
@@ -164,7 +183,7 @@ func adminStatus(ctx context.Context, e *env, hc *http.Client) error {
 	for _, r := range rows {
 		if r.err != nil {
 			failed++
-			fmt.Fprintf(w, "?\t%s\tunreachable: %v\t\t\t\t\t\n", strings.TrimPrefix(r.base, "http://"), r.err)
+			fmt.Fprintf(w, "?\t%s\tunreachable: %v\t\t\t\t\t\n", hostOf(r.base), r.err)
 			continue
 		}
 		n := r.st.Node
@@ -173,7 +192,7 @@ func adminStatus(ctx context.Context, e *env, hc *http.Client) error {
 		if leaderCommit > 0 {
 			lag = fmt.Sprint(int64(leaderCommit) - int64(n.AppliedIndex))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.NodeID, strings.TrimPrefix(r.base, "http://"), n.State, n.LeaderID, n.Term, n.CommitIndex, n.AppliedIndex, lag)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.NodeID, hostOf(r.base), n.State, n.LeaderID, n.Term, n.CommitIndex, n.AppliedIndex, lag)
 	}
 	if config != nil {
 		for _, s := range config.Servers {
@@ -226,7 +245,7 @@ func adminChange(ctx context.Context, e *env, hc *http.Client, what string, body
 // adminSnapshot downloads a backup from the first relay that serves one,
 // writing it to a temporary file that is renamed into place once complete,
 // and showing progress on stderr.
-func adminSnapshot(ctx context.Context, e *env, file string) error {
+func adminSnapshot(ctx context.Context, e *env, hc *http.Client, file string) error {
 	bases, err := adminBases(e)
 	if err != nil {
 		return err
@@ -235,7 +254,7 @@ func adminSnapshot(ctx context.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin snapshot: %w", err)
 	}
@@ -266,7 +285,7 @@ func adminSnapshot(ctx context.Context, e *env, file string) error {
 	if err := os.Rename(tmp, file); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s (%d bytes) from %s\n", file, n, strings.TrimPrefix(bases[0], "http://"))
+	fmt.Fprintf(e.stdout, "wrote %s (%d bytes) from %s\n", file, n, hostOf(bases[0]))
 	return nil
 }
 
@@ -288,3 +307,80 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+func hostOf(base string) string {
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return base
+}
+
+// adminCA creates the cluster CA and issues certificates from it.
+func adminCA(e *env, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: admin ca init|node|admin", errUsage)
+	}
+	fs := e.newFlagSet("admin ca " + args[0])
+	var hosts multiFlag
+	fs.Var(&hosts, "host", "IP address or DNS name the node is reached at (repeatable)")
+	validity := fs.Duration("validity", 0, "certificate lifetime (default: 10 years for the CA, 1 year otherwise)")
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	switch args[0] {
+	case "init":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin ca init DIR", errUsage)
+		}
+		v := *validity
+		if v == 0 {
+			v = 10 * 365 * 24 * time.Hour
+		}
+		cert, key, err := pki.NewCA(rand.Reader, now, "liaison-cluster-ca", v)
+		if err != nil {
+			return err
+		}
+		cf, kf, err := pki.WriteFiles(pos[0], "ca", cert, key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "cluster CA: %s (give to every node and client)\nCA key:     %s (keep offline; it issues certificates)\n", cf, kf)
+		return nil
+	case "node", "admin":
+		if len(pos) != 2 {
+			return fmt.Errorf("%w: admin ca %s DIR NAME", errUsage, args[0])
+		}
+		dir, name := pos[0], pos[1]
+		files, err := pki.ReadFiles(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+		if err != nil {
+			return fmt.Errorf("read the CA (run admin ca init %s first): %w", dir, err)
+		}
+		v := *validity
+		if v == 0 {
+			v = 365 * 24 * time.Hour
+		}
+		req := pki.Request{Name: name, Kind: pki.KindNode, Hosts: hosts, Validity: v}
+		if args[0] == "admin" {
+			req.Kind, req.Hosts = pki.KindAdmin, nil
+		}
+		cert, key, err := pki.Issue(rand.Reader, now, files[0], files[1], req)
+		if err != nil {
+			return err
+		}
+		cf, kf, err := pki.WriteFiles(dir, name, cert, key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s certificate: %s\nkey:             %s\n", req.Kind, cf, kf)
+		return nil
+	}
+	return fmt.Errorf("%w: admin ca init|node|admin", errUsage)
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"liaison/clients"
 	"liaison/clients/session"
+	"liaison/cluster/pki"
 	"liaison/crypto"
 	"liaison/relay/wire"
 )
@@ -44,7 +46,7 @@ Messages (end-to-end encrypted):
                              print NAME's history from sequence N (default 1);
                              with --follow keep printing new entries
 Cluster administration:
-  admin status|join|remove|snapshot   see "liaison admin" for details
+  admin status|join|remove|snapshot|ca   see "liaison admin" for details
   help                       show this text
 
 Common flags (before or after the command):
@@ -52,6 +54,9 @@ Common flags (before or after the command):
                     default $LIAISON_RELAY or ` + defaultRelay + `
   --home DIR        local state; default $LIAISON_HOME or ~/.liaison
   --identity FILE   identity file; default $LIAISON_IDENTITY or HOME/identity
+  --tls-ca FILE     cluster CA: reach relays over TLS ($LIAISON_TLS_CA)
+  --tls-cert FILE, --tls-key FILE
+                    admin certificate for cluster changes over TLS
 The passphrase is prompted on the terminal, or read from $LIAISON_PASSPHRASE.
 `
 
@@ -71,6 +76,9 @@ type env struct {
 	getenv         func(string) string
 	// readPassword prompts for a passphrase; nil uses the terminal.
 	readPassword func(prompt string) ([]byte, error)
+	// TLS: the cluster CA to verify relays with, and an optional client
+	// (admin) certificate.
+	tlsCA, tlsCert, tlsKey string
 }
 
 // run is the CLI without the process: args exclude the program name. It
@@ -83,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	e.home = e.getenv("LIAISON_HOME")
 	e.identity = e.getenv("LIAISON_IDENTITY")
+	e.tlsCA, e.tlsCert, e.tlsKey = e.getenv("LIAISON_TLS_CA"), e.getenv("LIAISON_TLS_CERT"), e.getenv("LIAISON_TLS_KEY")
 	global := flag.NewFlagSet("liaison", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	e.commonFlags(global)
@@ -137,6 +146,36 @@ func (e *env) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.relay, "relay", e.relay, "comma-separated relay addresses")
 	fs.StringVar(&e.home, "home", e.home, "local state directory")
 	fs.StringVar(&e.identity, "identity", e.identity, "identity file")
+	fs.StringVar(&e.tlsCA, "tls-ca", e.tlsCA, "cluster CA certificate: connect to relays over TLS")
+	fs.StringVar(&e.tlsCert, "tls-cert", e.tlsCert, "client (admin) certificate for TLS")
+	fs.StringVar(&e.tlsKey, "tls-key", e.tlsKey, "client (admin) key for TLS")
+}
+
+// tlsConfig returns the TLS client config for relays, nil without --tls-ca.
+func (e *env) tlsConfig() (*tls.Config, error) {
+	if e.tlsCA == "" {
+		if e.tlsCert != "" || e.tlsKey != "" {
+			return nil, fmt.Errorf("%w: --tls-cert and --tls-key need --tls-ca", errUsage)
+		}
+		return nil, nil
+	}
+	return pki.LoadClientTLS(e.tlsCA, e.tlsCert, e.tlsKey)
+}
+
+// relayURLs returns the relay addresses as WebSocket URLs (wss:// when TLS
+// is configured and an address has no scheme).
+func (e *env) relayURLs() []string {
+	var urls []string
+	for _, u := range strings.Split(e.relay, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if e.tlsCA != "" && !strings.Contains(u, "://") {
+			u = "wss://" + u + "/ws"
+		}
+		urls = append(urls, u)
+	}
+	return urls
 }
 
 // newFlagSet returns a subcommand's flag set with the common flags.
@@ -202,13 +241,11 @@ func (e *env) identityPath() (string, error) {
 
 // dial connects to the relays named by --relay.
 func (e *env) dial(ctx context.Context) (*clients.Client, error) {
-	var urls []string
-	for _, u := range strings.Split(e.relay, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
-		}
+	tc, err := e.tlsConfig()
+	if err != nil {
+		return nil, err
 	}
-	return clients.Dial(ctx, urls, clients.Options{DialTimeout: 10 * time.Second})
+	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc})
 }
 
 // loadIdentity decrypts the identity file.

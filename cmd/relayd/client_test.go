@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,12 +16,18 @@ import (
 
 func dialClient(t testing.TB, addrs ...string) *clients.Client {
 	t.Helper()
+	return dialClientTLS(t, nil, addrs...)
+}
+
+func dialClientTLS(t testing.TB, tc *tls.Config, addrs ...string) *clients.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := clients.Dial(ctx, addrs, clients.Options{
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ReconnectMin: 20 * time.Millisecond,
 		ReconnectMax: 200 * time.Millisecond,
+		TLSConfig:    tc,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,10 @@ type config struct {
 	Origins    []string
 	Join       []string
 	Restore    string
+	TLSCA      string
+	TLSCert    string
+	TLSKey     string
+	ClientTLS  bool
 
 	// Settings tests change; no flags.
 	electionTimeout time.Duration
@@ -52,6 +56,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed besides the node's own")
 	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty --data-dir from this backup file (made by `liaison admin snapshot`)")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "cluster CA certificate (from `liaison admin ca init`); with --tls-cert and --tls-key, node-to-node traffic uses mutual TLS")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "this node's certificate (from `liaison admin ca node`)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "this node's private key")
+	fs.BoolVar(&c.ClientTLS, "client-tls", false, "serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate")
 	var join string
 	fs.StringVar(&join, "join", "", "comma-separated client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +70,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Origins = splitList(origins)
 	c.Join = splitList(join)
+	if n := countSet(c.TLSCA, c.TLSCert, c.TLSKey); n != 0 && n != 3 {
+		return c, errors.New("--tls-ca, --tls-cert and --tls-key go together")
+	}
+	if c.ClientTLS && c.TLSCert == "" {
+		return c, errors.New("--client-tls needs --tls-ca, --tls-cert and --tls-key")
+	}
 	if c.Restore != "" && len(c.Join) > 0 {
 		return c, errors.New("--restore starts a new cluster; it cannot be combined with --join")
 	}
@@ -72,6 +86,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func splitList(s string) []string {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"liaison/cluster"
+	"liaison/cluster/pki"
 	"liaison/relay"
 )
 
@@ -83,7 +85,19 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		}
 		log.Info("restored backup; starting a new cluster from it", "backup", cfg.Restore)
 	}
+	var nodeTLS, clientTLS *tls.Config
+	if cfg.TLSCert != "" {
+		if nodeTLS, err = pki.LoadNodeTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA); err != nil {
+			return nil, fmt.Errorf("node TLS: %w", err)
+		}
+		if cfg.ClientTLS {
+			if clientTLS, err = pki.LoadServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA); err != nil {
+				return nil, fmt.Errorf("client TLS: %w", err)
+			}
+		}
+	}
 	cn, err := cluster.Open(cluster.Config{
+		TLS:             nodeTLS,
 		NodeID:          id,
 		DataDir:         cfg.DataDir,
 		RaftBind:        cfg.RaftListen,
@@ -100,6 +114,11 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		cn.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	scheme := "http"
+	if clientTLS != nil {
+		ln = tls.NewListener(ln, clientTLS)
+		scheme = "https"
+	}
 	rcfg := cfg.relay
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
@@ -107,7 +126,11 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	rs := relay.New(clusterLog{cn}, rcfg)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
-	routes.Handle("/cluster/", cn.AdminHandler(loopbackOnly))
+	allow := loopbackOnly
+	if clientTLS != nil {
+		allow = adminCertificate
+	}
+	routes.Handle("/cluster/", cn.AdminHandler(allow))
 	n := &node{
 		log:     log,
 		cluster: cn,
@@ -125,13 +148,11 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 			n.httpErr <- err
 		}
 	}()
-	log.Info("relayd listening", "clients", "http://"+ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
+	ws := map[string]string{"http": "ws", "https": "wss"}[scheme]
+	log.Info("relayd listening", "clients", scheme+"://"+ln.Addr().String(), "ws", ws+"://"+ln.Addr().String()+"/ws",
+		"raft", cfg.RaftListen, "node_tls", nodeTLS != nil, "data_dir", cfg.DataDir)
 	if len(cfg.Join) > 0 && !cn.HadState() {
-		adv := cfg.Advertise
-		if adv == "" {
-			adv = cfg.RaftListen
-		}
-		if err := join(cfg.Join, id, adv, log); err != nil {
+		if err := join(cfg, cn, log); err != nil {
 			n.close()
 			return nil, err
 		}

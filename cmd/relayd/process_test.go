@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/cluster/pki"
 	"liaison/relay/wire"
 )
 
@@ -54,6 +55,8 @@ type proc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	listen string
+	scheme string
+	http   *http.Client
 	logs   *bytes.Buffer
 	mu     *sync.Mutex
 	exited chan struct{}
@@ -66,6 +69,21 @@ func startProc(t testing.TB, dataDir, listen, raftListen string) *proc {
 
 func startProcArgs(t testing.TB, dataDir, listen, raftListen, id string, extra ...string) *proc {
 	t.Helper()
+	return startProcArgsTLS(t, dataDir, listen, raftListen, id, "", extra...)
+}
+
+// startProcArgsTLS starts relayd; with caFile set, its client listener is
+// expected to serve TLS with certificates of that CA.
+func startProcArgsTLS(t testing.TB, dataDir, listen, raftListen, id, caFile string, extra ...string) *proc {
+	t.Helper()
+	scheme, hc := "http", &http.Client{Timeout: 2 * time.Second}
+	if caFile != "" {
+		tc, err := pki.LoadClientTLS(caFile, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		scheme, hc.Transport = "https", &http.Transport{TLSClientConfig: tc}
+	}
 	args := append([]string{"--data-dir", dataDir, "--listen", listen, "--raft-listen", raftListen, "--node-id", id}, extra...)
 	cmd := exec.Command(relaydBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
@@ -75,7 +93,7 @@ func startProcArgs(t testing.TB, dataDir, listen, raftListen, id string, extra .
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, listen: listen, logs: new(bytes.Buffer), mu: new(sync.Mutex), exited: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, listen: listen, scheme: scheme, http: hc, logs: new(bytes.Buffer), mu: new(sync.Mutex), exited: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -108,7 +126,7 @@ func (p *proc) waitReady() {
 			p.t.Fatalf("relayd exited during start:\n%s", p.log())
 		default:
 		}
-		resp, err := http.Get("http://" + p.listen + "/readyz")
+		resp, err := p.http.Get(p.scheme + "://" + p.listen + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
