@@ -2,7 +2,6 @@ package clients
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -336,11 +335,9 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		return nil
 	}
 	msgs := make([]Message, 0, len(d.Envelopes))
-	var buf []byte
 	for i, env := range d.Envelopes {
 		seq := d.Seq + uint64(i)
-		buf = append(append(buf[:0], h[:]...), env...)
-		h = sha256.Sum256(buf)
+		h = wire.ChainNext(h, env)
 		switch {
 		case seq+1 < next:
 			// already seen, and not the last one seen

@@ -13,6 +13,12 @@ import (
 // which exercises relaying membership changes to the leader.
 func openCluster(t *testing.T, size int, opts ...func(*Config)) []*Node {
 	t.Helper()
+	return openClusterB(t, size, opts...)
+}
+
+// openClusterB is openCluster for tests and benchmarks.
+func openClusterB(t testing.TB, size int, opts ...func(*Config)) []*Node {
+	t.Helper()
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), RaftBind: freeAddr(t),
@@ -139,7 +145,7 @@ func TestThreeNodesPublishAnywhereReadEverywhere(t *testing.T) {
 
 // waitFor polls cond: replication to followers has no event we can await
 // from outside the node.
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

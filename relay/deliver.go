@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"crypto/sha256"
 	"slices"
 	"unicode/utf8"
 
@@ -58,14 +57,7 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 	return out, nil
 }
 
-func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte {
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(env)
-	var out [HashLen]byte
-	h.Sum(out[:0])
-	return out
-}
+func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte { return wire.ChainNext(prev, env) }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }
 

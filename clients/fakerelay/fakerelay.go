@@ -18,7 +18,6 @@ package fakerelay
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -94,7 +93,7 @@ func (l *opLog) chain(seq uint64) [32]byte {
 func (l *opLog) rechain(from uint64) {
 	for seq := from; seq <= l.head(); seq++ {
 		prev := l.chain(seq - 1)
-		l.chains[seq-1] = sha256.Sum256(append(prev[:], l.entries[seq-1]...))
+		l.chains[seq-1] = wire.ChainNext(prev, l.entries[seq-1])
 	}
 }
 
@@ -454,7 +453,7 @@ func (s *Server) commitLocked(op string, id [16]byte, kind wire.Kind, env []byte
 	prev := l.chain(l.head())
 	l.entries = append(l.entries, env)
 	l.kinds = append(l.kinds, kind)
-	l.chains = append(l.chains, sha256.Sum256(append(prev[:], env...)))
+	l.chains = append(l.chains, wire.ChainNext(prev, env))
 	seq := l.head()
 	l.ids[id] = seq
 	for _, c := range s.conns {

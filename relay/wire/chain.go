@@ -1,0 +1,16 @@
+package wire
+
+import "crypto/sha256"
+
+// ChainNext returns the chain hash of an entry: SHA-256(prev || entry),
+// where prev is the chain hash of the entry before it (32 zero bytes before
+// sequence 1) and entry the exact entry bytes. docs/protocol.md, "The log
+// and its hash chain".
+func ChainNext(prev [HashLen]byte, entry []byte) [HashLen]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(entry)
+	var out [HashLen]byte
+	h.Sum(out[:0])
+	return out
+}
