@@ -20,8 +20,9 @@ type pending struct {
 
 // inflight is one Raft entry on its way to commit.
 type inflight struct {
-	fut  raft.ApplyFuture
-	pubs []*pending
+	fut   raft.ApplyFuture
+	pubs  []*pending
+	start time.Time
 }
 
 // batchLoop packs queued publishes into Raft entries (group commit). It does
@@ -55,10 +56,11 @@ func (n *Node) batchLoop() {
 			continue
 		}
 		n.metrics.observeBatch(len(batch))
-		cmd := encodePublishes(time.Now().UnixMilli(), batch)
+		now := time.Now()
+		cmd := encodePublishes(now.UnixMilli(), batch)
 		fut := n.raft.Apply(cmd, n.cfg.ApplyTimeout)
 		select {
-		case n.inflight <- inflight{fut: fut, pubs: batch}:
+		case n.inflight <- inflight{fut: fut, pubs: batch, start: now}:
 		case <-n.stop:
 			// The entry may still commit; its publishers retry with the
 			// same message ids and the dedupe index answers them.
@@ -96,6 +98,9 @@ func (n *Node) waitLoop() {
 			continue
 		}
 		index := in.fut.Index()
+		if m := n.cfg.Metrics; m != nil {
+			m.ObserveCommit(len(in.pubs), time.Since(in.start))
+		}
 		out, ok := in.fut.Response().(*applyOut)
 		switch {
 		case !ok || out == nil:

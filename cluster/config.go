@@ -30,6 +30,9 @@ type Config struct {
 	TLS *tls.Config
 	// Logger receives the node's and raft's logs; default slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, observes every Raft entry this node commits as
+	// leader.
+	Metrics Metrics
 
 	// CommitTimeout is raft's CommitTimeout; default 5 ms (raft's 50 ms
 	// delays delivery on followers when writes pause).
@@ -105,4 +108,13 @@ func (c *Config) withDefaults() (Config, error) {
 		out.TrailingLogs = 10240
 	}
 	return out, nil
+}
+
+// Metrics receives observations the node makes; cmd/relayd adapts it to
+// Prometheus. Calls must not block.
+type Metrics interface {
+	// ObserveCommit is called for each Raft entry this node built as
+	// leader once it committed: how many publishes it carried and how long
+	// it took from Apply to the FSM's answer.
+	ObserveCommit(messages int, latency time.Duration)
 }

@@ -137,10 +137,12 @@ func (c *conn) touch() error {
 func (c *conn) auth(f wire.Frame) bool {
 	a, ok := f.(*wire.Auth)
 	if !ok {
+		c.s.stats.authFailures.inc("no_auth_frame")
 		c.failClose(wire.CodeUnauthenticated, "the first frame must be auth", wire.CloseAuth)
 		return false
 	}
 	if a.Version != wire.Version {
+		c.s.stats.authFailures.inc("version")
 		c.failClose(wire.CodeVersion, fmt.Sprintf("version %d not supported; this node speaks %d", a.Version, wire.Version), wire.CloseAuth)
 		return false
 	}
@@ -170,8 +172,15 @@ func (c *conn) publish(f *wire.Publish) bool {
 	c.s.log.Submit(p, func(r Result, err error) {
 		<-c.inflight
 		if err != nil {
-			c.send(errorFrame(req, op, codeFor(err), err.Error()))
+			code := codeFor(err)
+			c.s.stats.publishes.inc(code.String())
+			c.send(errorFrame(req, op, code, err.Error()))
 			return
+		}
+		if r.Dup {
+			c.s.stats.publishes.inc("dup")
+		} else {
+			c.s.stats.publishes.inc("ok")
 		}
 		c.send(&wire.Ack{Req: req, Op: op, Seq: r.Seq, Dup: r.Dup})
 	})
@@ -286,7 +295,7 @@ func (c *conn) shutdown() {
 	c.closed = true
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
-		s.ended = true
+		s.endLocked()
 		subs = append(subs, s)
 	}
 	c.subs = nil

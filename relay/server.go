@@ -135,28 +135,86 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Stats are the relay's counters since start.
+// Stats are the relay's gauges and counters since start.
 type Stats struct {
 	// Conns is the number of open connections.
 	Conns int
+	// Subscriptions is the number of open subscriptions.
+	Subscriptions int64
+	// QueueBytes is the sum of the connections' outbound queues.
+	QueueBytes int64
+	// Publishes counts answered publishes by outcome: "ok", "dup", or the
+	// wire error code's name.
+	Publishes map[string]uint64
+	// Delivered counts entries sent in deliver frames.
+	Delivered uint64
 	// Lagged counts live subscriptions switched to reading from the log
 	// because their connection's outbound queue was full.
 	Lagged uint64
 	// BadFrames counts connections closed for a malformed frame.
 	BadFrames uint64
+	// AuthFailures counts refused handshakes by reason.
+	AuthFailures map[string]uint64
 }
 
-// Stats returns the relay's counters.
+// Stats returns the relay's gauges and counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	n := len(s.conns)
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
 	s.mu.Unlock()
-	return Stats{Conns: n, Lagged: s.stats.lagged.Load(), BadFrames: s.stats.badFrames.Load()}
+	var queued int64
+	for _, c := range conns {
+		c.mu.Lock()
+		queued += int64(c.queued)
+		c.mu.Unlock()
+	}
+	return Stats{
+		Conns:         len(conns),
+		Subscriptions: s.stats.subs.Load(),
+		QueueBytes:    queued,
+		Publishes:     s.stats.publishes.snapshot(),
+		Delivered:     s.stats.delivered.Load(),
+		Lagged:        s.stats.lagged.Load(),
+		BadFrames:     s.stats.badFrames.Load(),
+		AuthFailures:  s.stats.authFailures.snapshot(),
+	}
 }
 
 type stats struct {
-	lagged    atomic.Uint64
-	badFrames atomic.Uint64
+	subs         atomic.Int64
+	delivered    atomic.Uint64
+	lagged       atomic.Uint64
+	badFrames    atomic.Uint64
+	publishes    labelCounter
+	authFailures labelCounter
+}
+
+// labelCounter counts events by a small set of labels.
+type labelCounter struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (l *labelCounter) inc(label string) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]uint64)
+	}
+	l.m[label]++
+	l.mu.Unlock()
+}
+
+func (l *labelCounter) snapshot() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.m))
+	for k, v := range l.m {
+		out[k] = v
+	}
+	return out
 }
 
 func newSessionID() string {

@@ -27,6 +27,14 @@ type subscription struct {
 	ended   bool
 }
 
+// endLocked marks the subscription ended (once); c.mu is held.
+func (s *subscription) endLocked() {
+	if !s.ended {
+		s.ended = true
+		s.c.s.stats.subs.Add(-1)
+	}
+}
+
 func (c *conn) subscribe(f *wire.Subscribe) {
 	head := c.s.log.Head(f.Op)
 	if f.From < head.First {
@@ -35,6 +43,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		return
 	}
 	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
+	c.s.stats.subs.Add(1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -47,7 +56,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		return
 	}
 	if old != nil {
-		old.ended = true
+		old.endLocked()
 	}
 	c.subs[f.Op] = s
 	behind := c.s.log.Ready() != nil
@@ -67,7 +76,7 @@ func (c *conn) unsubscribe(op string) {
 	c.mu.Lock()
 	s := c.subs[op]
 	if s != nil {
-		s.ended = true
+		s.endLocked()
 		delete(c.subs, op)
 	}
 	c.mu.Unlock()
@@ -116,6 +125,7 @@ func (s *subscription) offer(b *Batch) {
 		return
 	}
 	c.enqueueLocked(frames...)
+	c.s.stats.delivered.Add(end - s.next)
 	s.next = end
 }
 
@@ -168,6 +178,7 @@ func (s *subscription) pull() {
 			return
 		case len(frames) > 0:
 			c.enqueueLocked(frames...)
+			c.s.stats.delivered.Add(uint64(len(b.Envelopes)))
 			s.next = from + uint64(len(b.Envelopes))
 		case c.s.log.Head(s.op).Last < s.next:
 			// Caught up. Announcements happen after the head moves, so
@@ -194,7 +205,7 @@ func (s *subscription) abort(err error) {
 	s.pulling = false
 	mine := c.subs[s.op] == s
 	if mine {
-		s.ended = true
+		s.endLocked()
 		delete(c.subs, s.op)
 	}
 	c.mu.Unlock()

@@ -96,7 +96,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 			}
 		}
 	}
+	met := newMetrics()
 	cn, err := cluster.Open(cluster.Config{
+		Metrics:         met,
 		TLS:             nodeTLS,
 		NodeID:          id,
 		DataDir:         cfg.DataDir,
@@ -131,6 +133,8 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		allow = adminCertificate
 	}
 	routes.Handle("/cluster/", cn.AdminHandler(allow))
+	met.attach(rs, cn)
+	routes.Handle("GET /metrics", met.handler())
 	n := &node{
 		log:     log,
 		cluster: cn,
