@@ -193,13 +193,46 @@ func (n *Node) watchMembership() {
 	defer n.bg.Done()
 	t := time.NewTicker(membershipPoll)
 	defer t.Stop()
+	var p catchUpProgress
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			n.refreshMembership()
+			p.report(n, now)
 		}
+	}
+}
+
+// catchUpProgress logs, every few seconds, how far a node that is behind
+// (a new node being served a snapshot or the log, a node back from an
+// outage) has got, and when it has caught up.
+type catchUpProgress struct {
+	behind   bool
+	lastLog  time.Time
+	lastSeen uint64
+}
+
+const catchUpLogEvery = 5 * time.Second
+
+func (p *catchUpProgress) report(n *Node, now time.Time) {
+	commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex()
+	switch {
+	case commit > applied+1000 || (p.behind && applied < commit):
+		if !p.behind {
+			p.behind, p.lastLog, p.lastSeen = true, now, applied
+			n.cfg.Logger.Info("catching up with the cluster", "applied_index", applied, "commit_index", commit)
+			return
+		}
+		if now.Sub(p.lastLog) >= catchUpLogEvery {
+			rate := float64(applied-p.lastSeen) / now.Sub(p.lastLog).Seconds()
+			n.cfg.Logger.Info("catching up with the cluster", "applied_index", applied, "commit_index", commit, "entries_per_second", int(rate))
+			p.lastLog, p.lastSeen = now, applied
+		}
+	case p.behind:
+		p.behind = false
+		n.cfg.Logger.Info("caught up with the cluster", "applied_index", applied)
 	}
 }
 

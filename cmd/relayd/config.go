@@ -8,84 +8,246 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 
 	"liaison/relay"
 )
 
-// config is relayd's effective configuration.
+// config is relayd's effective configuration. Every field with a toml tag
+// can be set, in increasing order of precedence, by the TOML file given with
+// --config (or $RELAYD_CONFIG), by the environment variable RELAYD_<KEY>
+// (lists comma-separated), and by the flag --<key with dashes>.
 type config struct {
-	DataDir    string
-	Listen     string
-	RaftListen string
-	Advertise  string
-	NodeID     string
-	LogFormat  string
-	LogLevel   string
-	Origins    []string
-	Join       []string
-	Restore    string
-	TLSCA      string
-	TLSCert    string
-	TLSKey     string
-	ClientTLS  bool
+	DataDir    string   `toml:"data_dir" help:"directory for the Raft log, snapshots and operation logs"`
+	Listen     string   `toml:"listen" help:"client address (HTTP and WebSocket)"`
+	RaftListen string   `toml:"raft_listen" help:"Raft address this node listens on"`
+	Advertise  string   `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
+	NodeID     string   `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
+	Join       []string `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
+	LogFormat  string   `toml:"log_format" help:"log format: text or json"`
+	LogLevel   string   `toml:"log_level" help:"log level: debug, info, warn or error"`
+	Origins    []string `toml:"allowed_origins" help:"browser Origins allowed besides the node's own"`
+	TLSCA      string   `toml:"tls_ca" help:"cluster CA certificate (liaison admin ca init); with tls_cert and tls_key, node-to-node traffic uses mutual TLS"`
+	TLSCert    string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
+	TLSKey     string   `toml:"tls_key" help:"this node's private key"`
+	ClientTLS  bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
+
+	// Restore is a one-off action, so a flag only.
+	Restore string `toml:"-"`
 
 	// Settings tests change; no flags.
 	electionTimeout time.Duration
 	relay           relay.Config
 }
 
+// errPrinted means the configuration was printed (--print-config).
+var errPrinted = errors.New("configuration printed")
+
+func defaultConfig() config {
+	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info"}
+}
+
+// settable lists the config fields by TOML key.
+func settable(c *config) map[string]reflect.Value {
+	out := make(map[string]reflect.Value)
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if key := f.Tag.Get("toml"); key != "" && key != "-" {
+			out[key] = v.Field(i)
+		}
+	}
+	return out
+}
+
+// set assigns a string value to a field: lists are comma-separated, bools
+// as strconv.ParseBool reads them.
+func set(field reflect.Value, value string) error {
+	switch field.Kind() {
+	case reflect.String:
+		field.SetString(value)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", value)
+		}
+		field.SetBool(b)
+	case reflect.Slice:
+		field.Set(reflect.ValueOf(splitList(value)))
+	default:
+		return fmt.Errorf("unsupported field kind %s", field.Kind())
+	}
+	return nil
+}
+
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+func envName(key string) string  { return "RELAYD_" + strings.ToUpper(key) }
+
+// parseFlags builds the effective configuration from defaults, the file,
+// the environment (getenv) and the flags, and validates it.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
-	var origins string
+	return loadConfig(args, os.Getenv, stderr, os.Stdout)
+}
+
+func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Writer) (config, error) {
+	c := defaultConfig()
+	fields := settable(&c)
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nRuns one Liaison relay node. With no flags: a one-node cluster with data in ./liaison-data,\nclients on 127.0.0.1:7400 (/ws, /healthz, /readyz) and Raft on 127.0.0.1:7401.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nRuns one Liaison relay node. With no flags: a one-node cluster with data in ./liaison-data,\nclients on 127.0.0.1:7400 (/ws, /healthz, /readyz, /metrics, /cluster/) and Raft on 127.0.0.1:7401.\n\nEvery setting comes from, in increasing precedence: the TOML file (--config or $RELAYD_CONFIG,\nkeys as below with underscores), the environment (RELAYD_<KEY>, lists comma-separated), the flags.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.DataDir, "data-dir", "liaison-data", "directory for the Raft log, snapshots and operation logs")
-	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "client address (HTTP and WebSocket)")
-	fs.StringVar(&c.RaftListen, "raft-listen", "127.0.0.1:7401", "Raft address this node listens on")
-	fs.StringVar(&c.Advertise, "advertise", "", "Raft address other nodes reach this one at (default: --raft-listen)")
-	fs.StringVar(&c.NodeID, "node-id", "", "node id (default: the one stored in the data dir, or a new random one)")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed besides the node's own")
-	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty --data-dir from this backup file (made by `liaison admin snapshot`)")
-	fs.StringVar(&c.TLSCA, "tls-ca", "", "cluster CA certificate (from `liaison admin ca init`); with --tls-cert and --tls-key, node-to-node traffic uses mutual TLS")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "this node's certificate (from `liaison admin ca node`)")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "this node's private key")
-	fs.BoolVar(&c.ClientTLS, "client-tls", false, "serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate")
-	var join string
-	fs.StringVar(&join, "join", "", "comma-separated client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own")
+	configFile := fs.String("config", "", "TOML configuration file (default $RELAYD_CONFIG)")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration as TOML and exit")
+	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty data dir from this backup file (liaison admin snapshot)")
+	flagValues := make(map[string]*string)
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		key := f.Tag.Get("toml")
+		if key == "" || key == "-" {
+			continue
+		}
+		def := fmt.Sprint(v.Field(i).Interface())
+		if v.Field(i).Kind() == reflect.Slice {
+			def = ""
+		}
+		if v.Field(i).Kind() == reflect.Bool {
+			s := new(string)
+			flagValues[key] = s
+			fs.Var(boolString{b: new(bool), s: s}, flagName(key), f.Tag.Get("help"))
+			continue
+		}
+		flagValues[key] = fs.String(flagName(key), def, f.Tag.Get("help"))
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	c.Origins = splitList(origins)
-	c.Join = splitList(join)
-	if n := countSet(c.TLSCA, c.TLSCert, c.TLSKey); n != 0 && n != 3 {
-		return c, errors.New("--tls-ca, --tls-cert and --tls-key go together")
+
+	// 1. The file.
+	path := *configFile
+	if path == "" {
+		path = getenv("RELAYD_CONFIG")
 	}
-	if c.ClientTLS && c.TLSCert == "" {
-		return c, errors.New("--client-tls needs --tls-ca, --tls-cert and --tls-key")
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if un := md.Undecoded(); len(un) > 0 {
+			return c, fmt.Errorf("config %s: unknown key %q", path, un[0].String())
+		}
 	}
-	if c.Restore != "" && len(c.Join) > 0 {
-		return c, errors.New("--restore starts a new cluster; it cannot be combined with --join")
+	// 2. The environment.
+	for key, field := range fields {
+		if val, ok := lookupEnv(getenv, envName(key)); ok {
+			if err := set(field, val); err != nil {
+				return c, fmt.Errorf("%s: %w", envName(key), err)
+			}
+		}
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return c, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat)
+	// 3. The flags given on the command line.
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		if field, ok := fields[key]; ok && ferr == nil {
+			if err := set(field, *flagValues[key]); err != nil {
+				ferr = fmt.Errorf("--%s: %w", f.Name, err)
+			}
+		}
+	})
+	if ferr != nil {
+		return c, ferr
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if err := c.validate(); err != nil {
 		return c, err
 	}
+	if *printConfig {
+		fmt.Fprintf(stdout, "# relayd effective configuration (file %q, then RELAYD_* environment, then flags)\n", path)
+		if err := toml.NewEncoder(stdout).Encode(c); err != nil {
+			return c, err
+		}
+		return c, errPrinted
+	}
 	return c, nil
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// boolString is a bool flag that also records its value as a string, so
+// flags of every kind are applied the same way.
+type boolString struct {
+	b *bool
+	s *string
+}
+
+func (b boolString) String() string {
+	if b.b == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*b.b)
+}
+
+func (b boolString) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*b.b, *b.s = x, strconv.FormatBool(x)
+	return nil
+}
+
+func (b boolString) IsBoolFlag() bool { return true }
+
+// validate checks every field, naming the field in the error.
+func (c *config) validate() error {
+	for key, addr := range map[string]string{"listen": c.Listen, "raft_listen": c.RaftListen, "advertise": c.Advertise} {
+		if addr == "" && key == "advertise" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("%s: %q is not host:port", key, addr)
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("join: %q is not host:port", j)
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log_format: %q is not text or json", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if n := countSet(c.TLSCA, c.TLSCert, c.TLSKey); n != 0 && n != 3 {
+		return errors.New("tls_ca, tls_cert and tls_key go together")
+	}
+	if c.ClientTLS && c.TLSCert == "" {
+		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
+	}
+	if c.Restore != "" && len(c.Join) > 0 {
+		return errors.New("--restore starts a new cluster; it cannot be combined with join")
+	}
+	return nil
 }
 
 func countSet(vs ...string) int {
@@ -111,7 +273,7 @@ func splitList(s string) []string {
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return l, fmt.Errorf("--log-level: %q is not debug, info, warn or error", s)
+		return l, fmt.Errorf("log_level: %q is not debug, info, warn or error", s)
 	}
 	return l, nil
 }
@@ -125,8 +287,9 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// resolveNodeID returns the node id: the flag's if set (it must match a
-// stored one), else the stored one, else a new random id that is stored.
+// resolveNodeID returns the node id: the configured one if set (it must
+// match a stored one), else the stored one, else a new random id that is
+// stored.
 func resolveNodeID(dataDir, flagID string) (string, error) {
 	path := filepath.Join(dataDir, "node-id")
 	stored, err := os.ReadFile(path)
@@ -134,7 +297,7 @@ func resolveNodeID(dataDir, flagID string) (string, error) {
 	case err == nil:
 		id := strings.TrimSpace(string(stored))
 		if flagID != "" && flagID != id {
-			return "", fmt.Errorf("--node-id %q, but %s belongs to node %q", flagID, dataDir, id)
+			return "", fmt.Errorf("node_id %q, but %s belongs to node %q", flagID, dataDir, id)
 		}
 		return id, nil
 	case !errors.Is(err, os.ErrNotExist):

@@ -33,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errPrinted) {
 		return 0
 	}
 	if err != nil {
@@ -80,7 +80,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	}
 	log = log.With("node", id)
 	if cfg.Restore != "" {
-		if err := restoreBackup(cfg.DataDir, cfg.Restore); err != nil {
+		if err := restoreBackup(cfg.DataDir, cfg.Restore, log); err != nil {
 			return nil, err
 		}
 		log.Info("restored backup; starting a new cluster from it", "backup", cfg.Restore)
@@ -177,11 +177,42 @@ func (n *node) close() error {
 	return errors.Join(errs...)
 }
 
-func restoreBackup(dataDir, file string) error {
+func restoreBackup(dataDir, file string, log *slog.Logger) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("--restore: %w", err)
 	}
 	defer f.Close()
-	return cluster.PrepareRestore(dataDir, f)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	start := time.Now()
+	pr := &progressReader{r: f, every: 64 << 20, report: func(n int64) {
+		log.Info("restoring backup", "copied_bytes", n, "total_bytes", size)
+	}}
+	if err := cluster.PrepareRestore(dataDir, pr); err != nil {
+		return err
+	}
+	log.Info("backup installed", "bytes", pr.n, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// progressReader calls report every `every` bytes read.
+type progressReader struct {
+	r      io.Reader
+	every  int64
+	n      int64
+	next   int64
+	report func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n >= p.next+p.every {
+		p.next = p.n
+		p.report(p.n)
+	}
+	return n, err
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "relayd.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// File < environment < flags, and defaults fill the rest.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, `
+listen = "127.0.0.1:1001"
+raft_listen = "127.0.0.1:2001"
+log_level = "warn"
+join = ["127.0.0.1:9001"]
+client_tls = false
+`)
+	env := map[string]string{"RELAYD_RAFT_LISTEN": "127.0.0.1:2002", "RELAYD_LOG_LEVEL": "error", "RELAYD_JOIN": "127.0.0.1:9002, 127.0.0.1:9003"}
+	c, err := loadConfig([]string{"--config", file, "--log-level", "debug"}, envOf(env), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1001" {
+		t.Errorf("listen %q: the file's value should stand", c.Listen)
+	}
+	if c.RaftListen != "127.0.0.1:2002" {
+		t.Errorf("raft_listen %q: the environment should beat the file", c.RaftListen)
+	}
+	if c.LogLevel != "debug" {
+		t.Errorf("log_level %q: the flag should beat the environment and the file", c.LogLevel)
+	}
+	if strings.Join(c.Join, ",") != "127.0.0.1:9002,127.0.0.1:9003" {
+		t.Errorf("join %v: the environment list should replace the file's", c.Join)
+	}
+	if c.DataDir != "liaison-data" || c.LogFormat != "text" {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	// $RELAYD_CONFIG names the file when --config is absent.
+	c, err = loadConfig(nil, envOf(map[string]string{"RELAYD_CONFIG": file}), io.Discard, io.Discard)
+	if err != nil || c.Listen != "127.0.0.1:1001" {
+		t.Fatalf("RELAYD_CONFIG: %+v %v", c, err)
+	}
+}
+
+// A bad value fails at start with a message naming the field.
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		args       []string
+		want       string
+	}{
+		{"bad level in file", `log_level = "loud"`, nil, nil, "log_level"},
+		{"unknown key", `listen_addr = "x"`, nil, nil, `unknown key "listen_addr"`},
+		{"wrong type", `listen = 7400`, nil, nil, "listen"},
+		{"bad listen flag", "", nil, []string{"--listen", "nowhere"}, "listen"},
+		{"bad bool env", "", map[string]string{"RELAYD_CLIENT_TLS": "maybe"}, nil, "RELAYD_CLIENT_TLS"},
+		{"bad format env", "", map[string]string{"RELAYD_LOG_FORMAT": "xml"}, nil, "log_format"},
+		{"partial tls", `tls_ca = "ca.crt"`, nil, nil, "tls_ca, tls_cert and tls_key"},
+		{"bad join", "", nil, []string{"--join", "a,b"}, "join"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeConfig(t, tc.file)}, args...)
+			}
+			_, err := loadConfig(args, envOf(tc.env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrintConfig(t *testing.T) {
+	var out strings.Builder
+	_, err := loadConfig([]string{"--print-config", "--listen", "127.0.0.5:7400", "--client-tls=false"}, envOf(map[string]string{"RELAYD_NODE_ID": "n5"}), io.Discard, &out)
+	if !errors.Is(err, errPrinted) {
+		t.Fatalf("print-config: %v", err)
+	}
+	for _, want := range []string{`listen = "127.0.0.5:7400"`, `node_id = "n5"`, `data_dir = "liaison-data"`, "client_tls = false"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed config lacks %s:\n%s", want, out.String())
+		}
+	}
+}
