@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -26,14 +28,23 @@ func freePort(t testing.TB) string {
 	return freePortOn(t, "127.0.0.1")
 }
 
+// freePortOn returns a free address on host for a node to bind.
 func freePortOn(t testing.TB, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		// Below the kernel's ephemeral range (32768-60999 here), so an
+		// outgoing connection of another test cannot take the port between
+		// this check and the node binding it.
+		addr := net.JoinHostPort(host, strconv.Itoa(10000+mrand.IntN(22000)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port found")
+	return ""
 }
 
 func testConfig(t testing.TB, dir string) config {
