@@ -396,6 +396,37 @@ func (g *Group) Seal(plaintext []byte, log LogHead) ([]byte, error) {
 	return append(out, sig...), nil
 }
 
+// maxSkipSent bounds how far SkipSent advances a sending chain in one call.
+const maxSkipSent = 1 << 20
+
+// SkipSent moves this member's sending chain in epoch past index, deleting
+// the skipped message keys. A client calls it for every envelope of its own
+// that it reads from the log, so that a state restored from an older copy
+// (a device backup, a rollback of its files) never seals with a message key
+// it already used. It does nothing if the chain is already past index or
+// the epoch's keys are gone.
+func (g *Group) SkipSent(epoch uint64, index uint32) error {
+	if g.destroyed {
+		return ErrDestroyed
+	}
+	es := g.epochState(epoch)
+	if es == nil || es.sendNext > index {
+		return nil
+	}
+	if index-es.sendNext >= maxSkipSent {
+		return fmt.Errorf("%w: own index %d is %d past the sending chain", ErrChainExhausted, index, index-es.sendNext)
+	}
+	for es.sendNext <= index {
+		mk := step(&es.sendCK)
+		zero(mk[:])
+		if es.sendNext == math.MaxUint32 {
+			break
+		}
+		es.sendNext++
+	}
+	return nil
+}
+
 func (g *Group) epochState(epoch uint64) *epochState {
 	for _, e := range g.epochs {
 		if e.epoch == epoch {

@@ -141,6 +141,13 @@ func (s *Session) applyMessage(oc *opCtx, seq uint64, env []byte) Entry {
 		e.Warnings = append(e.Warnings, checkLogHead(st, seq, msg.Log, msg.SenderName)...)
 		return e
 	case errors.Is(err, crypto.ErrOwnEnvelope):
+		// Never seal with a key the log shows was used: a state restored
+		// from an older copy learns here how far its chain already went.
+		if hdr, herr := crypto.ParseEnvelopeHeader(env); herr == nil {
+			if serr := oc.g.SkipSent(hdr.Epoch, hdr.Index); serr != nil {
+				return rejected("a message signed by you that this device cannot account for: %v", serr)
+			}
+		}
 		h := sha256.Sum256(env)
 		for i, p := range st.Pending {
 			if string(p.Hash) == string(h[:]) {
@@ -148,7 +155,7 @@ func (s *Session) applyMessage(oc *opCtx, seq uint64, env []byte) Entry {
 				return Entry{Kind: EntryOwn, Sender: s.self[:], SenderName: s.id.Name(), TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index}
 			}
 		}
-		return rejected("a message signed by you that this device did not send or already saw (a replay of your own message?)")
+		return rejected("a message signed by you that this device's state does not know (state restored from an older copy, your identity used on another device, or a replay); your sending chain was moved past it")
 	case errors.As(err, &re):
 		return rejected("replay of %s's message #%d (epoch %d) ignored", memberName(oc, re.Sender), re.Index, re.Epoch)
 	case errors.Is(err, crypto.ErrUnknownEpoch):

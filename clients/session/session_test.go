@@ -572,3 +572,39 @@ func TestPayloadBounds(t *testing.T) {
 		t.Fatal("oversized text accepted")
 	}
 }
+
+// A member whose state file is restored from an older copy (a device
+// backup) reads its own later messages back from the log and moves its
+// sending chain past them: its next message opens for the others with no
+// replay or reuse of a message key.
+func TestRestoredStateNeverReusesKeys(t *testing.T) {
+	srv := newServer(t)
+	alice, bob := setupPair(t, srv, "op-restore")
+	alice.send(t, "op-restore", "before backup")
+	backup, err := os.ReadFile(alice.s.statePath("op-restore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.send(t, "op-restore", "after backup 1")
+	alice.send(t, "op-restore", "after backup 2")
+	if err := os.WriteFile(alice.s.statePath("op-restore"), backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := alice.send(t, "op-restore", "after restore")
+	if r.Index < 3 {
+		t.Fatalf("sealed at ratchet index %d: a key used after the backup was used again", r.Index)
+	}
+	var got []string
+	for _, e := range bob.sync(t, "op-restore") {
+		if len(e.Warnings) > 0 {
+			t.Fatalf("bob: seq %d: %v", e.Seq, e.Warnings)
+		}
+		if e.Kind == EntryMessage {
+			got = append(got, e.Text)
+		}
+	}
+	want := "before backup|after backup 1|after backup 2|after restore"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("bob read %q, want %q", strings.Join(got, "|"), want)
+	}
+}
