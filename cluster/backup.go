@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -105,5 +104,3 @@ func hasRaftState(dataDir string) (bool, error) {
 func (n *Node) FirstLogIndex() (uint64, error) {
 	return n.logs.FirstIndex()
 }
-
-var _ raft.FSMSnapshot = (*boltSnapshot)(nil)

@@ -16,6 +16,8 @@ type boltSnapshot struct {
 	tx *bolt.Tx
 }
 
+var _ raft.FSMSnapshot = (*boltSnapshot)(nil)
+
 func (s *store) snapshot() (raft.FSMSnapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

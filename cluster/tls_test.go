@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -121,33 +120,12 @@ func (r *logRecorder) wait(t *testing.T, what string, subs ...string) string {
 // itself travels over a forwarding stream.
 func openTLSCluster(t *testing.T, ca testCA) ([]*Node, []*logRecorder) {
 	t.Helper()
-	nodes := make([]*Node, 3)
-	logs := make([]*logRecorder, 3)
-	for i := range nodes {
-		id := fmt.Sprintf("n%d", i+1)
-		logs[i] = newLogRecorder()
-		n, err := Open(Config{NodeID: id, DataDir: t.TempDir(), RaftBind: freeAddr(t), Bootstrap: i == 0,
-			Logger: logs[i].logger(), ElectionTimeout: 300 * time.Millisecond, TLS: ca.nodeTLS(t, id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = n
-		t.Cleanup(func() { n.Close() })
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := nodes[0].WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range nodes[1:] {
-		via := nodes[i] // n2 via n1 (the leader), n3 via n2 (a follower)
-		if err := via.AddVoter(ctx, n.cfg.NodeID, n.cfg.RaftAdvertise); err != nil {
-			t.Fatalf("join %s via %s: %v", n.cfg.NodeID, via.cfg.NodeID, err)
-		}
-		if err := n.WaitLeader(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logs := []*logRecorder{newLogRecorder(), newLogRecorder(), newLogRecorder()}
+	byID := map[string]*logRecorder{"n1": logs[0], "n2": logs[1], "n3": logs[2]}
+	nodes := openClusterB(t, 3, func(c *Config) {
+		c.TLS = ca.nodeTLS(t, c.NodeID)
+		c.Logger = byID[c.NodeID].logger()
+	})
 	return nodes, logs
 }
 

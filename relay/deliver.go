@@ -2,7 +2,6 @@ package relay
 
 import (
 	"slices"
-	"unicode/utf8"
 
 	"liaison/relay/wire"
 )
@@ -58,8 +57,6 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 }
 
 func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte { return wire.ChainNext(prev, env) }
-
-func utf8Valid(s string) bool { return utf8.ValidString(s) }
 
 func frameBytes(fs [][]byte) int {
 	n := 0

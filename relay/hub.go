@@ -38,8 +38,28 @@ func (h *hub) announce(bs []Batch) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for i := range bs {
+		a := announcement{Batch: &bs[i]}
 		for s := range h.subs[bs[i].Op] {
-			s.offer(&bs[i])
+			s.offer(&a)
 		}
 	}
+}
+
+// announcement is a committed batch on its way to the subscribers of its
+// operation. Its deliver frames are encoded once, on first use, and shared
+// by every subscriber that takes the whole batch (frames are never changed
+// after encoding). offer is called sequentially, so no lock is needed.
+type announcement struct {
+	*Batch
+	frames [][]byte
+	err    error
+	done   bool
+}
+
+func (a *announcement) wholeFrames() ([][]byte, error) {
+	if !a.done {
+		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds)
+		a.done = true
+	}
+	return a.frames, a.err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,9 +254,7 @@ func errorFrame(req uint64, op string, code wire.Code, msg string) *wire.Error {
 	if len(msg) > wire.MaxMessageLen {
 		msg = msg[:wire.MaxMessageLen]
 	}
-	for len(msg) > 0 && !utf8Valid(msg) {
-		msg = msg[:len(msg)-1]
-	}
+	msg = strings.ToValidUTF8(msg, "")
 	if !wire.ValidOp(op) {
 		op = ""
 	}

@@ -86,7 +86,7 @@ func (c *conn) unsubscribe(op string) {
 }
 
 // offer is called by the hub for each committed batch of the operation.
-func (s *subscription) offer(b *Batch) {
+func (s *subscription) offer(b *announcement) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -103,16 +103,7 @@ func (s *subscription) offer(b *Batch) {
 		s.startPullLocked()
 		return
 	}
-	prev := b.Prev
-	skip := s.next - b.Seq
-	for _, e := range b.Envelopes[:skip] {
-		prev = chainNext(prev, e)
-	}
-	var kinds []uint8
-	if len(b.Kinds) > 0 {
-		kinds = b.Kinds[skip:]
-	}
-	frames, err := deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds)
+	frames, err := s.framesFrom(b)
 	if err != nil {
 		c.log.Error("encode deliver", "op", s.op, "err", err)
 		return
@@ -127,6 +118,25 @@ func (s *subscription) offer(b *Batch) {
 	c.enqueueLocked(frames...)
 	c.s.stats.delivered.Add(end - s.next)
 	s.next = end
+}
+
+// framesFrom returns the deliver frames for b's entries from s.next on: the
+// batch's shared frames when s takes all of it (the usual case), else its
+// own encoding of the tail.
+func (s *subscription) framesFrom(b *announcement) ([][]byte, error) {
+	if s.next == b.Seq {
+		return b.wholeFrames()
+	}
+	prev := b.Prev
+	skip := s.next - b.Seq
+	for _, e := range b.Envelopes[:skip] {
+		prev = chainNext(prev, e)
+	}
+	var kinds []uint8
+	if len(b.Kinds) > 0 {
+		kinds = b.Kinds[skip:]
+	}
+	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds)
 }
 
 func (s *subscription) startPullLocked() {

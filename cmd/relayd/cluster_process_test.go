@@ -15,7 +15,6 @@ import (
 
 	"liaison/clients"
 	"liaison/cluster"
-	"liaison/relay/wire"
 )
 
 // procNode is one relayd process of a test cluster and what it needs to be
@@ -41,6 +40,15 @@ func startCluster(t *testing.T, size int) []*procNode {
 		nodes = append(nodes, n)
 	}
 	return nodes
+}
+
+// listens returns the nodes' client addresses, in order.
+func listens(nodes []*procNode) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.listen
+	}
+	return out
 }
 
 func (n *procNode) restart(t *testing.T) {
@@ -75,10 +83,7 @@ func TestClusterKillLeaderUnderLoad(t *testing.T) {
 		t.Skip("runs a cluster of relayd processes")
 	}
 	nodes := startCluster(t, 3)
-	var all []string
-	for _, n := range nodes {
-		all = append(all, n.listen)
-	}
+	all := listens(nodes)
 	// Wait until every node sees all three members and the same leader.
 	waitUntil(t, 30*time.Second, func() bool {
 		var lead string
@@ -250,10 +255,7 @@ func TestFiveNodesAdmin(t *testing.T) {
 		t.Skip("runs a cluster of relayd processes")
 	}
 	nodes := startCluster(t, 5)
-	var all []string
-	for _, n := range nodes {
-		all = append(all, n.listen)
-	}
+	all := listens(nodes)
 	relays := strings.Join(all, ",")
 	cli := liaisonBinary(t)
 	admin := func(args ...string) (string, error) {
@@ -378,11 +380,7 @@ func TestNodeWithoutLeaderSaysItIsBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.ws.Close()
-	raw.send(&wire.Subscribe{Req: 1, Op: "isolated", From: 1})
-	sub, ok := raw.read().(*wire.Subscribed)
-	if !ok {
-		t.Fatal("no subscribed")
-	}
+	sub := raw.subscribe("isolated", 1)
 	if !sub.Behind || sub.Head != 1 {
 		t.Fatalf("subscribed %+v: want behind with the local head 1", sub)
 	}

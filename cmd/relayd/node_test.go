@@ -135,6 +135,18 @@ func (c *rawConn) tryRead() (wire.Frame, error) {
 	return wire.Decode(b)
 }
 
+// subscribe subscribes to op from a sequence and returns the server's
+// subscribed answer, failing the test on anything else.
+func (c *rawConn) subscribe(op string, from uint64) *wire.Subscribed {
+	c.t.Helper()
+	c.send(&wire.Subscribe{Req: 1, Op: op, From: from})
+	sub, ok := c.read().(*wire.Subscribed)
+	if !ok {
+		c.t.Fatalf("subscribe to %s: no subscribed", op)
+	}
+	return sub
+}
+
 func newMsgID() []byte {
 	b := make([]byte, wire.MsgIDLen)
 	_, _ = rand.Read(b)
@@ -215,10 +227,7 @@ func TestMalformedFrameClosesOnlyItsConnection(t *testing.T) {
 	defer n.close()
 	good := dialRaw(t, n)
 	good.publish("op", newMsgID(), []byte("one"))
-	good.send(&wire.Subscribe{Req: 2, Op: "op", From: 1})
-	if _, ok := good.read().(*wire.Subscribed); !ok {
-		t.Fatal("no subscribed")
-	}
+	good.subscribe("op", 1)
 	good.collect("op", 1, 1)
 
 	cases := map[string][]byte{
@@ -358,10 +367,7 @@ func TestSlowConsumerCatchesUpFromLog(t *testing.T) {
 	n := startNode(t, cfg)
 	defer n.close()
 	sub := dialRaw(t, n)
-	sub.send(&wire.Subscribe{Req: 1, Op: "slow", From: 1})
-	if _, ok := sub.read().(*wire.Subscribed); !ok {
-		t.Fatal("no subscribed")
-	}
+	sub.subscribe("slow", 1)
 	pub := dialRaw(t, n)
 	const total = 8000
 	env := bytes.Repeat([]byte("x"), 1024)

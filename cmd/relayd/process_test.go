@@ -236,11 +236,7 @@ func TestKill9MidStreamLosesNothingAcked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.ws.Close()
-	c2.send(&wire.Subscribe{Req: 1, Op: "k9", From: 1})
-	sub, ok := c2.read().(*wire.Subscribed)
-	if !ok {
-		t.Fatal("no subscribed")
-	}
+	sub := c2.subscribe("k9", 1)
 	if sub.Head < uint64(nAcked) {
 		t.Fatalf("after restart the log has %d entries, %d were acked", sub.Head, nAcked)
 	}

@@ -61,7 +61,7 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 		n.proc = startProcArgsTLS(t, n.dataDir, n.listen, n.raft, n.id, ca, args...)
 		nodes = append(nodes, n)
 	}
-	relays := nodes[0].listen + "," + nodes[1].listen + "," + nodes[2].listen
+	relays := strings.Join(listens(nodes), ",")
 	admin := []string{"--relay", relays, "--tls-ca", ca, "--tls-cert", filepath.Join(pkiDir, "ops.crt"), "--tls-key", filepath.Join(pkiDir, "ops.key"), "admin"}
 	waitUntil(t, 30*time.Second, func() bool {
 		out, err := cli(t, append(admin, "status")...)
