@@ -37,6 +37,9 @@ type Config struct {
 	// browsers. Requests without an Origin header (non-browser clients)
 	// are accepted. Empty: only same-origin browser requests.
 	AllowedOrigins []string
+	// OpenOps lets any authenticated client publish to and subscribe to
+	// operations that have no roster. For tests and benchmarks only.
+	OpenOps bool
 }
 
 func (c Config) withDefaults() Config {

@@ -39,6 +39,7 @@ type config struct {
 	TLSCert    string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
 	TLSKey     string   `toml:"tls_key" help:"this node's private key"`
 	ClientTLS  bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
+	OpenOps    bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
 
 	// Restore is a one-off action, so a flag only.
 	Restore string `toml:"-"`

@@ -125,6 +125,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
 	rcfg.AllowedOrigins = cfg.Origins
+	rcfg.OpenOps = cfg.OpenOps
 	rs := relay.New(clusterLog{cn}, rcfg)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
