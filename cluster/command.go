@@ -14,7 +14,7 @@ import (
 //	  oplen uvarint  1..MaxOpLen, then op bytes
 //	  msgid 16 bytes
 //	  class 1 byte
-//	  kind  1 byte   KindMessage or KindCommit
+//	  kind  1 byte   KindMessage, KindCommit or KindTask
 //	  envlen uvarint 1..MaxEnvelope (MaxCommit for a commit), then the bytes
 //
 // The time is stamped once by the leader so that every node applies the same
@@ -98,7 +98,7 @@ func decodeCommand(data []byte) (command, error) {
 // maxEntry is the size limit of an entry of kind k; 0 for an unknown kind.
 func maxEntry(k uint8) int {
 	switch k {
-	case KindMessage:
+	case KindMessage, KindTask:
 		return MaxEnvelope
 	case KindCommit:
 		return MaxCommit

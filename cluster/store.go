@@ -283,7 +283,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				}
 				seq := h.Last + 1
 				var next *crypto.Roster
-				if p.Kind == KindMessage {
+				if p.Kind == KindMessage || p.Kind == KindTask {
 					roster, ok := newRosters[p.Op]
 					if !ok {
 						roster = s.rosters[p.Op]

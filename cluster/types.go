@@ -20,6 +20,9 @@ const (
 const (
 	KindMessage uint8 = 0
 	KindCommit  uint8 = 1
+	// KindTask is an envelope holding tasking; stored and checked like a
+	// message.
+	KindTask uint8 = 2
 )
 
 // MaxCommit bounds a roster commit entry.

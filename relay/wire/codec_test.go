@@ -89,7 +89,7 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen)},
 		&Hello{Versions: []uint{1}, Challenge: make([]byte, 8)},
 		&Error{Code: 0},
-		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Kind: 2, Envelope: []byte("x")},
+		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Kind: MaxKind + 1, Envelope: []byte("x")},
 		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Kind: KindCommit, Envelope: make([]byte, MaxCommit+1)},
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{0, 1}},
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{7}},

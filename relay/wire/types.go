@@ -99,10 +99,13 @@ const (
 	// update). The relay checks that it names the operation's current
 	// roster head and is signed with the authority the roster requires.
 	KindCommit Kind = 1
+	// KindTask: an end-to-end encrypted envelope holding tasking. The relay
+	// stores it like a message; only centre and admin members may publish it.
+	KindTask Kind = 2
 )
 
 // MaxKind is the highest defined kind.
-const MaxKind = KindCommit
+const MaxKind = KindTask
 
 // MaxClass is the highest defined class.
 const MaxClass = ClassFlash
@@ -113,6 +116,8 @@ func (k Kind) String() string {
 		return "message"
 	case KindCommit:
 		return "commit"
+	case KindTask:
+		return "task"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
