@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"liaison/relay/wire"
 )
@@ -49,7 +46,7 @@ func NormalizeURL(addr string) (string, error) {
 
 // conn is one established (post-welcome) connection.
 type conn struct {
-	ws       *websocket.Conn
+	ws       transport
 	url      string
 	node     string
 	session  string
@@ -69,8 +66,7 @@ type conn struct {
 // connection so that its reader exits and the supervisor reconnects.
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
-	c.ws.SetWriteDeadline(time.Now().Add(c.wtimeout))
-	err := c.ws.WriteMessage(websocket.BinaryMessage, b)
+	err := c.ws.WriteMessage(b, time.Now().Add(c.wtimeout))
 	c.wmu.Unlock()
 	if err != nil {
 		c.close()
@@ -97,24 +93,17 @@ func (c *conn) close() {
 func dialConn(ctx context.Context, u string, o *Options) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
-	d := websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		HandshakeTimeout: o.DialTimeout,
-		TLSClientConfig:  o.TLSConfig,
-	}
-	ws, resp, err := d.DialContext(ctx, u, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	ws, err := dialTransport(ctx, u, o)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", u, err)
+		return nil, err
 	}
-	ws.SetReadLimit(wire.MaxServerFrame)
 	c := &conn{ws: ws, url: u, wtimeout: o.WriteTimeout, done: make(chan struct{})}
 	// Make ctx cancellation interrupt blocking handshake reads and writes.
-	stop := context.AfterFunc(ctx, func() { ws.SetReadDeadline(time.Now()); ws.SetWriteDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	err = c.handshake(ctx, o)
-	stop()
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("handshake with %s: %w", u, err)
@@ -150,8 +139,7 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	c.ws.SetWriteDeadline(deadline)
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+	if err := c.ws.WriteMessage(b, deadline); err != nil {
 		return err
 	}
 	f, err = c.readFrame()
@@ -173,17 +161,16 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 		return fmt.Errorf("%w: expected welcome, got %s", ErrProtocol, f.Type())
 	}
 	c.ws.SetReadDeadline(time.Time{})
-	c.ws.SetWriteDeadline(time.Time{})
 	return nil
 }
 
 // readFrame reads and decodes one binary message.
 func (c *conn) readFrame() (wire.Frame, error) {
-	mt, b, err := c.ws.ReadMessage()
+	binary, b, err := c.ws.ReadMessage()
 	if err != nil {
 		return nil, err
 	}
-	if mt != websocket.BinaryMessage {
+	if !binary {
 		return nil, fmt.Errorf("%w: non-binary message", ErrProtocol)
 	}
 	f, err := wire.Decode(b)
