@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"liaison/clients/web"
 	"liaison/cluster"
 	"liaison/cluster/pki"
 	"liaison/relay"
@@ -129,6 +130,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	rs := relay.New(clusterLog{cn}, rcfg)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
+	webClient := web.Handler()
+	routes.Handle("GET /{$}", webClient)
+	routes.Handle("GET /web/", webClient)
 	allow := loopbackOnly
 	if clientTLS != nil {
 		allow = adminCertificate
