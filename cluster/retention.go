@@ -247,13 +247,14 @@ func (s *store) opNames() []string {
 }
 
 // Retained returns the roster commits of op kept below its first held
-// sequence, from sequence from, up to about maxBytes (at least one).
-func (n *Node) Retained(op string, from uint64, maxBytes int) ([]RetainedEntry, error) {
-	h := n.st.head(op)
-	if from >= h.First {
+// sequence, with sequences in [from, before), up to about maxBytes (at
+// least one if any).
+func (n *Node) Retained(op string, from, before uint64, maxBytes int) ([]RetainedEntry, error) {
+	before = min(before, n.st.head(op).First)
+	if from == 0 || from >= before {
 		return nil, nil
 	}
-	return n.st.retained(op, from, h.First, maxBytes)
+	return n.st.retained(op, from, before, maxBytes)
 }
 
 // RetentionOf returns the policy that applies to op: its own if one was

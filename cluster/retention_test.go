@@ -119,12 +119,15 @@ func TestRetentionByCountKeepsCommits(t *testing.T) {
 		if err != nil || len(b.Envelopes) != 5 || b.Prev != chains[16] {
 			t.Fatalf("read at first: %d entries, err %v", len(b.Envelopes), err)
 		}
-		ret, err := n.Retained("ret", 1, 1<<20)
+		ret, err := n.Retained("ret", 1, 100, 1<<20)
 		if err != nil || len(ret) != 2 || ret[0].Seq != 1 || ret[1].Seq != 12 || string(ret[1].Entry) != string(add) {
 			t.Fatalf("retained %+v %v", ret, err)
 		}
-		if ret, err := n.Retained("ret", 2, 1<<20); err != nil || len(ret) != 1 || ret[0].Seq != 12 {
+		if ret, err := n.Retained("ret", 2, 100, 1<<20); err != nil || len(ret) != 1 || ret[0].Seq != 12 {
 			t.Fatalf("retained from 2: %+v %v", ret, err)
+		}
+		if ret, err := n.Retained("ret", 1, 12, 1<<20); err != nil || len(ret) != 1 || ret[0].Seq != 1 {
+			t.Fatalf("retained before 12: %+v %v", ret, err)
 		}
 	}
 	check(n)

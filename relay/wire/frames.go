@@ -43,6 +43,11 @@ type Subscribe struct {
 	Req  uint64 `cbor:"1,keyasint"`
 	Op   string `cbor:"2,keyasint"`
 	From uint64 `cbor:"3,keyasint"`
+	// Retained asks, when From is below the oldest entry still held, for
+	// the roster commits kept below it (Retained frames, before Subscribed)
+	// and a subscription from the oldest entry, instead of a compacted
+	// error. See "Retention" in docs/protocol.md.
+	Retained bool `cbor:"4,keyasint,omitempty"`
 }
 
 // Subscribed confirms a Subscribe. Head is the last sequence committed on
@@ -57,6 +62,13 @@ type Subscribed struct {
 	Head   uint64 `cbor:"4,keyasint"`
 	First  uint64 `cbor:"5,keyasint"`
 	Behind bool   `cbor:"6,keyasint,omitempty"`
+	// Prev and LogAnchor are set when the subscription starts above the
+	// requested From because earlier entries were removed by retention:
+	// the relay chain hash and the crypto.LogChain hash of entry From-1.
+	// The client continues its chains from them; they are the relay's
+	// word, which later members' envelopes corroborate.
+	Prev      []byte `cbor:"7,keyasint,omitempty"`
+	LogAnchor []byte `cbor:"8,keyasint,omitempty"`
 }
 
 // Unsubscribe ends a subscription. Deliver frames already queued may still
