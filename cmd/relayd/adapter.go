@@ -30,7 +30,7 @@ func (l clusterLog) Head(op string) relay.Head { return relay.Head(l.n.Head(op))
 func (l clusterLog) Retained(op string, from, before uint64, maxBytes int) ([]relay.RetainedEntry, error) {
 	rs, err := l.n.Retained(op, from, before, maxBytes)
 	if err != nil {
-		return nil, convertErr(err)
+		return nil, relayError(err)
 	}
 	out := make([]relay.RetainedEntry, len(rs))
 	for i, r := range rs {
