@@ -27,9 +27,8 @@ type subscription struct {
 	ended   bool
 
 	// While retainedFrom is set, the puller first sends the roster commits
-	// kept in [retainedFrom, next), then the deferred subscribed frame.
+	// kept in [retainedFrom, next).
 	retainedFrom uint64
-	subscribed   []byte
 }
 
 // endLocked marks the subscription ended (once); c.mu is held.
@@ -73,8 +72,6 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 	confirm.Behind = c.s.log.Ready() != nil
 	if b, err := wire.Encode(confirm); err != nil {
 		c.log.Error("encode subscribed", "op", f.Op, "err", err)
-	} else if s.retainedFrom > 0 {
-		s.subscribed = b
 	} else {
 		c.enqueueLocked(b)
 	}
@@ -248,9 +245,8 @@ func (s *subscription) abort(err error) {
 	c.log.Warn("subscription ended", "op", s.op, "err", err)
 }
 
-// sendRetained queues the next roster commits kept in [from, before), or,
-// when none are left, the deferred subscribed frame. It reports whether the
-// subscription goes on.
+// sendRetained queues the next roster commits kept in [from, before) and
+// reports whether the subscription goes on.
 func (s *subscription) sendRetained(from, before uint64) bool {
 	c := s.c
 	rs, err := c.s.log.Retained(s.op, from, before, readBytes)
@@ -258,7 +254,7 @@ func (s *subscription) sendRetained(from, before uint64) bool {
 		s.abort(err)
 		return false
 	}
-	frames := make([][]byte, 0, len(rs)+1)
+	frames := make([][]byte, 0, len(rs))
 	for _, r := range rs {
 		b, err := wire.Encode(&wire.Retained{Op: s.op, Seq: r.Seq, Entry: r.Entry})
 		if err != nil {
@@ -273,12 +269,9 @@ func (s *subscription) sendRetained(from, before uint64) bool {
 		s.pulling = false
 		return false
 	}
-	if len(rs) > 0 {
+	s.retainedFrom = 0
+	if len(rs) > 0 && rs[len(rs)-1].Seq+1 < before {
 		s.retainedFrom = rs[len(rs)-1].Seq + 1
-	}
-	if len(rs) == 0 || s.retainedFrom >= before {
-		frames = append(frames, s.subscribed)
-		s.retainedFrom, s.subscribed = 0, nil
 	}
 	c.enqueueLocked(frames...)
 	return true

@@ -44,9 +44,9 @@ type Subscribe struct {
 	Op   string `cbor:"2,keyasint"`
 	From uint64 `cbor:"3,keyasint"`
 	// Retained asks, when From is below the oldest entry still held, for
-	// the roster commits kept below it (Retained frames, before Subscribed)
-	// and a subscription from the oldest entry, instead of a compacted
-	// error. See "Retention" in docs/protocol.md.
+	// a subscription from the oldest entry, preceded by the roster commits
+	// kept below it (Retained frames, after Subscribed), instead of a
+	// compacted error. See "Retention" in docs/protocol.md.
 	Retained bool `cbor:"4,keyasint,omitempty"`
 }
 

@@ -4,8 +4,9 @@ import "errors"
 
 // Retained carries one roster commit kept below an operation's oldest held
 // entry. A server sends them, in sequence order, in answer to a Subscribe
-// with Retained set whose From was below the oldest entry, before the
-// Subscribed frame. The commit is verified by its signature and roster
+// with Retained set whose From was below the oldest entry: after the
+// Subscribed frame (whose From is then the oldest entry) and before any
+// Deliver frame of that subscription. The commit is verified by its signature and roster
 // chain (docs/crypto.md), not by the relay's hash chain.
 type Retained struct {
 	Op    string `cbor:"1,keyasint"`
