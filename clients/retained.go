@@ -17,6 +17,9 @@ type Gap struct {
 	// It is the relay's word until later members' envelopes, which name
 	// log positions by this chain, corroborate it.
 	LogAnchor [32]byte
+	// Retained is the number of roster commits kept in the gap, passed on
+	// next as Retained messages (fewer if the subscription ends first).
+	Retained int
 }
 
 // WithRetained lets the subscription continue past entries the relay
@@ -41,7 +44,7 @@ func (s *Subscription) onCompactedStart(c *Client, f *wire.Subscribed) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %s: subscribed from %d with anchors that were not asked for", ErrProtocol, s.op, f.From)
 	}
-	gap := &Gap{From: s.next, LogAnchor: [32]byte(f.LogAnchor)}
+	gap := &Gap{From: s.next, LogAnchor: [32]byte(f.LogAnchor), Retained: int(f.Retained)}
 	m := Message{Op: s.op, Seq: f.From - 1, Chain: [32]byte(f.Prev), Gap: gap}
 	s.retainedLo, s.lastRetained = s.next, 0
 	s.next, s.chain, s.haveChain = f.From, m.Chain, true

@@ -234,6 +234,29 @@ func (s *store) retained(op string, from, before uint64, maxBytes int) ([]Retain
 	return out, err
 }
 
+// retainedCount counts the roster commits of op with sequences in [from,
+// before).
+func (s *store) retainedCount(op string, from, before uint64) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0, ErrClosed
+	}
+	count := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOps).Bucket([]byte(op))
+		if ob == nil || ob.Bucket(bucketCommits) == nil {
+			return nil
+		}
+		c := ob.Bucket(bucketCommits).Cursor()
+		for k, _ := c.Seek(seqKey(from)); k != nil && binary.BigEndian.Uint64(k) < before; k, _ = c.Next() {
+			count++
+		}
+		return nil
+	})
+	return count, err
+}
+
 // opNames lists the operations the store holds, sorted.
 func (s *store) opNames() []string {
 	s.mu.RLock()
@@ -255,6 +278,16 @@ func (n *Node) Retained(op string, from, before uint64, maxBytes int) ([]Retaine
 		return nil, nil
 	}
 	return n.st.retained(op, from, before, maxBytes)
+}
+
+// RetainedCount counts the roster commits of op kept below its first held
+// sequence with sequences in [from, before).
+func (n *Node) RetainedCount(op string, from, before uint64) (int, error) {
+	before = min(before, n.st.head(op).First)
+	if from == 0 || from >= before {
+		return 0, nil
+	}
+	return n.st.retainedCount(op, from, before)
 }
 
 // RetentionOf returns the policy that applies to op: its own if one was

@@ -22,6 +22,8 @@ type Log interface {
 	// entry, with sequences in [from, before), in order, up to about
 	// maxBytes (at least one if any).
 	Retained(op string, from, before uint64, maxBytes int) ([]RetainedEntry, error)
+	// RetainedCount counts what Retained would return over [from, before).
+	RetainedCount(op string, from, before uint64) (int, error)
 	// Watch registers fn for every committed batch, in log order, after it
 	// is readable. fn must not block.
 	Watch(fn func([]Batch)) (cancel func())

@@ -50,8 +50,14 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 			return
 		}
 		// Start at the oldest held entry, after the commits kept below it.
+		n, err := c.s.log.RetainedCount(f.Op, f.From, head.First)
+		if err != nil {
+			c.send(errorFrame(f.Req, f.Op, codeFor(err), err.Error()))
+			return
+		}
 		s.retainedFrom, s.next = f.From, head.First
 		confirm.From, confirm.Prev, confirm.LogAnchor = head.First, head.FirstPrev[:], head.FirstLog[:]
+		confirm.Retained = uint64(n)
 	}
 	c.s.stats.subs.Add(1)
 	c.mu.Lock()

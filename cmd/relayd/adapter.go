@@ -39,6 +39,11 @@ func (l clusterLog) Retained(op string, from, before uint64, maxBytes int) ([]re
 	return out, nil
 }
 
+func (l clusterLog) RetainedCount(op string, from, before uint64) (int, error) {
+	n, err := l.n.RetainedCount(op, from, before)
+	return n, relayError(err)
+}
+
 func (l clusterLog) Watch(fn func([]relay.Batch)) func() {
 	return l.n.Watch(func(bs []cluster.Batch) {
 		out := make([]relay.Batch, len(bs))

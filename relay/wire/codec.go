@@ -183,6 +183,9 @@ func (s *Subscribed) validate() error {
 	if (len(s.Prev) != 0 || len(s.LogAnchor) != 0) && (len(s.Prev) != HashLen || len(s.LogAnchor) != HashLen || s.From < 2) {
 		return fmt.Errorf("subscribed: prev and log anchor go together, %d bytes each, with from above 1", HashLen)
 	}
+	if s.Retained > 0 && (len(s.Prev) == 0 || s.Retained >= s.From) {
+		return errors.New("subscribed: retained commits only with anchors, fewer than from")
+	}
 	return checkOp(s.Op)
 }
 

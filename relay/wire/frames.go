@@ -69,6 +69,9 @@ type Subscribed struct {
 	// word, which later members' envelopes corroborate.
 	Prev      []byte `cbor:"7,keyasint,omitempty"`
 	LogAnchor []byte `cbor:"8,keyasint,omitempty"`
+	// Retained is the number of Retained frames that follow (roster commits
+	// kept between the requested From and this From).
+	Retained uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 // Unsubscribe ends a subscription. Deliver frames already queued may still
