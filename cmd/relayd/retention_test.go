@@ -42,11 +42,11 @@ func TestMembersCatchUpAcrossRetention(t *testing.T) {
 			}
 		}
 	}
-	send("early", 5) // 2..6
+	send("early", 5)                                                                   // 2..6
 	if _, err := alice.Add(ctx, op, carolID.Token(), crypto.RoleOfficer); err != nil { // 7
 		t.Fatal(err)
 	}
-	send("middle", 5) // 8..12
+	send("middle", 5)                                   // 8..12
 	if _, err := alice.KeyUpdate(ctx, op); err != nil { // 13
 		t.Fatal(err)
 	}
