@@ -36,6 +36,10 @@ func (s *subscription) endLocked() {
 }
 
 func (c *conn) subscribe(f *wire.Subscribe) {
+	if rf := c.mayRead(f.Op); rf != nil {
+		c.sendRefusal(f.Req, f.Op, rf)
+		return
+	}
 	head := c.s.log.Head(f.Op)
 	if f.From < head.First {
 		c.send(&wire.Error{Req: f.Req, Op: f.Op, Code: wire.CodeCompacted, Seq: head.First,
