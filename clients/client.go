@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -56,6 +58,16 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		norm = append(norm, n)
 	}
 	o := opts.withDefaults()
+	if o.Signer == nil {
+		id := o.Identity
+		if id == nil {
+			var err error
+			if id, err = crypto.NewIdentity(rand.Reader, "ephemeral"); err != nil {
+				return nil, fmt.Errorf("clients: ephemeral identity: %w", err)
+			}
+		}
+		o.Signer = IdentitySigner(id)
+	}
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		opts:     o,

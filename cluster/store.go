@@ -493,6 +493,13 @@ func checkCommit(op string, current *crypto.Roster, last uint64, entry []byte) (
 	return next, nil
 }
 
+// roster returns an operation's current roster, nil if it has none.
+func (s *store) roster(op string) *crypto.Roster {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rosters[op]
+}
+
 // head returns an operation's head; an unknown operation has an empty log.
 func (s *store) head(op string) Head {
 	s.mu.RLock()

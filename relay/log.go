@@ -1,6 +1,10 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"liaison/crypto"
+)
 
 // HashLen is the length of a chain hash.
 const HashLen = 32
@@ -29,6 +33,10 @@ type Log interface {
 	Watch(fn func([]Batch)) (cancel func())
 	// Ready returns nil when the node can serve clients.
 	Ready() error
+	// Roster returns op's current verified roster (as of the last entry
+	// applied on this node), or nil for an operation without one. The
+	// returned roster is never modified afterwards.
+	Roster(op string) *crypto.Roster
 }
 
 // Publish is one entry to append: a message envelope or a roster commit

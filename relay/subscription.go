@@ -40,6 +40,10 @@ func (s *subscription) endLocked() {
 }
 
 func (c *conn) subscribe(f *wire.Subscribe) {
+	if rf := c.mayRead(f.Op); rf != nil {
+		c.sendRefusal(f.Req, f.Op, rf)
+		return
+	}
 	head := c.s.log.Head(f.Op)
 	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
 	confirm := &wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First}

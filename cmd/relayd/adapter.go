@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"liaison/cluster"
+	"liaison/crypto"
 	"liaison/relay"
 )
 
@@ -55,6 +56,8 @@ func (l clusterLog) Watch(fn func([]relay.Batch)) func() {
 }
 
 func (l clusterLog) Ready() error { return l.n.Ready() }
+
+func (l clusterLog) Roster(op string) *crypto.Roster { return l.n.Roster(op) }
 
 // relayError converts cluster errors into the relay's.
 func relayError(err error) error {

@@ -156,6 +156,9 @@ func (a *Auth) validate() error {
 	if len(a.Client) > 128 {
 		return errors.New("auth: client name too long")
 	}
+	if a.Binding > BindingTLSExporter {
+		return fmt.Errorf("auth: unknown channel binding %d", a.Binding)
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ func sampleFrames() []Frame {
 		&Hello{Versions: []uint{1}, Node: "n1", Challenge: bytes.Repeat([]byte{1}, ChallengeLen), Time: 1700000000000},
 		&Auth{Version: 1, Client: "liaison-go"},
 		&Auth{Version: 1, Identity: []byte("token"), Signature: bytes.Repeat([]byte{2}, 64)},
+		&Auth{Version: 1, Identity: []byte("token"), Signature: bytes.Repeat([]byte{2}, 64), Binding: BindingTLSExporter},
 		&Welcome{Version: 1, Node: "n1", Session: "abc"},
 		&Subscribe{Req: 1, Op: "op-1", From: 1},
 		&Subscribed{Req: 1, Op: "op-1", From: 1, Head: 10, First: 1},
@@ -79,6 +80,7 @@ func TestEnvelopeVerbatimAndOwned(t *testing.T) {
 
 func TestEncodeRefusesInvalid(t *testing.T) {
 	bad := []Frame{
+		&Auth{Version: 1, Binding: 2},
 		&Publish{Req: 1, Op: "", MsgID: make([]byte, MsgIDLen), Envelope: []byte("x")},
 		&Publish{Req: 1, Op: "op", MsgID: make([]byte, 3), Envelope: []byte("x")},
 		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Envelope: nil},

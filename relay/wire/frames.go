@@ -19,14 +19,19 @@ type Hello struct {
 	Time int64 `cbor:"4,keyasint"`
 }
 
-// Auth is the client's answer to Hello: the version it chose and, once
-// identities are in use, its identity token and signature over the challenge.
+// Auth is the client's answer to Hello: the version it chose, its identity
+// token (crypto.Token, binary form) and its signature over the login
+// (crypto.Login: the hello's challenge, node and time, and the TLS channel
+// binding named by Binding).
 type Auth struct {
 	Version   uint   `cbor:"1,keyasint"`
 	Identity  []byte `cbor:"2,keyasint,omitempty"`
 	Signature []byte `cbor:"3,keyasint,omitempty"`
 	// Client names the client software, for logs. Optional.
 	Client string `cbor:"4,keyasint,omitempty"`
+	// Binding says what channel binding the signature covers:
+	// BindingNone (absent) or BindingTLSExporter.
+	Binding Binding `cbor:"5,keyasint,omitempty"`
 }
 
 // Welcome accepts an Auth: the connection is ready for requests.
