@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -129,11 +130,13 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 		return fmt.Errorf("clients: relay speaks versions %v, not %d", hello.Versions, wire.Version)
 	}
 	auth := &wire.Auth{Version: wire.Version, Client: o.ClientName}
-	if o.Signer != nil {
-		auth.Identity, auth.Signature, err = o.Signer(hello.Challenge)
-		if err != nil {
-			return fmt.Errorf("clients: sign challenge: %w", err)
-		}
+	login := crypto.Login{Challenge: hello.Challenge, Node: hello.Node, Time: hello.Time, Channel: c.ws.ChannelBinding()}
+	if login.Channel != nil {
+		auth.Binding = wire.BindingTLSExporter
+	}
+	auth.Identity, auth.Signature, err = o.Signer(login)
+	if err != nil {
+		return fmt.Errorf("clients: sign challenge: %w", err)
 	}
 	b, err := wire.Encode(auth)
 	if err != nil {

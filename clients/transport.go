@@ -22,4 +22,8 @@ type transport interface {
 	OnPing(fn func())
 	// Close closes the connection; a blocked ReadMessage returns an error.
 	Close() error
+	// ChannelBinding returns the RFC 9266 tls-exporter value of a wss://
+	// connection, or nil when there is none (ws://, or a browser, which
+	// does not expose it).
+	ChannelBinding() []byte
 }

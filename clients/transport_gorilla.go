@@ -4,12 +4,14 @@ package clients
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -59,3 +61,20 @@ func (t *gorillaTransport) OnPing(fn func()) {
 }
 
 func (t *gorillaTransport) Close() error { return t.ws.Close() }
+
+func (t *gorillaTransport) ChannelBinding() []byte { return channelBinding(t.ws) }
+
+// channelBinding returns the RFC 9266 tls-exporter value of a wss://
+// connection, or nil for ws:// (or TLS without exporter support).
+func channelBinding(ws *websocket.Conn) []byte {
+	tc, ok := ws.NetConn().(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
+	if err != nil {
+		return nil
+	}
+	return b
+}

@@ -224,3 +224,6 @@ func (t *browserTransport) Close() error {
 	}
 	return nil
 }
+
+// ChannelBinding returns nil: browsers do not expose TLS keying material.
+func (t *browserTransport) ChannelBinding() []byte { return nil }

@@ -136,7 +136,7 @@ func (a *app) start(id *crypto.Identity, relayList string) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := clients.Options{ClientName: "liaison-web", ReconnectMax: 3 * time.Second}
+	opts := clients.Options{Identity: id, ClientName: "liaison-web", ReconnectMax: 3 * time.Second}
 	actC, err := clients.Dial(ctx, relays, opts)
 	if err != nil {
 		return nil, err
