@@ -147,6 +147,7 @@ function addEntry(op, e, old) {
   if (!o) { o = { info: null, entries: [], unread: 0, opened: true }; S.ops.set(op, o); }
   o.entries.push(e);
   if (!old && op !== S.current && (e.kind === "message")) o.unread++;
+  if (!old && e.kind === "message" && e.type === "task" && e.priority === "flash") toast(`FLASH task in ${op}: ${e.text}`);
   if (op === S.current) $("entries").append(entryEl(e));
   if (e.kind === "commit") refreshInfo(op);
 }
@@ -216,13 +217,21 @@ function entryEl(e) {
       el("span", { class: "who", textContent: e.kind === "own" ? "you" : e.sender, title: e.fingerprint }),
       el("span", { class: "mark ok", title: "signature verified against the operation's roster", textContent: "✓" }),
       el("time", { textContent: fmtTime(e.time) }),
-      el("span", { class: "text", textContent: e.type === "chat" || !e.type ? e.text : `[${e.type}] ${e.text}` }));
+      el("span", { class: "text", textContent: entryText(e) }));
+    if (e.type === "task") li.classList.add("task-entry", e.priority || "routine");
   } else {
     const what = { "before-join": "sent before you joined", "not-member": "sent while you were not a member", rejected: "rejected" }[e.kind] || e.kind;
     li.append(el("span", { class: "mark bad", title: "not verified", textContent: "⚠" }), el("span", { class: "text", textContent: "unverified: " + what }));
   }
   for (const w of e.warnings || []) li.append(el("div", { class: "warning", textContent: "⚠ " + w }));
   return li;
+}
+
+function entryText(e) {
+  if (e.type === "chat" || !e.type) return e.text;
+  if (e.type === "task") return `TASK (${e.priority || "routine"}): ${e.text}`;
+  if (e.type === "ack") return `acknowledged a task: ${e.state}` + (e.text ? ` — ${e.text}` : "");
+  return `[${e.type}] ${e.text}`;
 }
 
 function showTab(tab) {
@@ -251,9 +260,100 @@ async function renderMembers() {
   }
 }
 
-// Tasking is drawn by tasks.js-style helpers below once the Go client
-// reports tasks; until then the lists stay empty.
-function renderTasks() {}
+// Tasking. The Go client computes every task's status from the signed
+// log (acknowledgements) and the relay's delivery table; the page draws it.
+let tasksBusy = false, tasksAgain = false;
+async function renderTasks() {
+  if (!S.current || !liaison.tasks) return;
+  if (tasksBusy) { tasksAgain = true; return; }
+  tasksBusy = true;
+  const op = S.current;
+  try {
+    const ts = await liaison.tasks(op);
+    ts.sort((a, b) => (b.rank - a.rank) || (b.seq - a.seq)); // flash on top, newest first
+    if (op === S.current) { drawTasks(ts); drawBoard(ts); }
+  } catch (err) {
+    toast("tasks: " + err.message);
+  } finally {
+    tasksBusy = false;
+    if (tasksAgain) { tasksAgain = false; renderTasks(); }
+  }
+}
+
+function taskHead(t) {
+  return el("div", { class: "head" },
+    el("span", { class: "prio", textContent: t.priority }),
+    el("span", { class: "from", textContent: t.sender + " · " + fmtTime(t.sentAt) + (t.due ? " · due " + fmtTime(t.due) : "") }));
+}
+
+function drawTasks(ts) {
+  const pending = ts.filter((t) => !t.mine && !t.myState).length;
+  $("task-count").textContent = pending ? String(pending) : "";
+  $("tasks").replaceChildren(...ts.map((t) => {
+    const li = el("li", { class: `task ${t.priority}` + (t.myState ? " acked" : ""), "data-task": t.id, "data-state": t.myState || "" },
+      taskHead(t), el("div", { class: "text", textContent: t.text }));
+    if (t.mine) {
+      li.append(el("div", { class: "hint", textContent: `sent by you · ${t.acked}/${t.members.length} acknowledged` }));
+    } else {
+      if (t.myState) li.append(el("div", { class: "state", textContent: "you answered: " + t.myState }));
+      const row = el("div", { class: "acks" });
+      for (const st of t.myState ? ["done", "unable"] : ["received", "done", "unable"]) {
+        if (st === t.myState) continue;
+        const b = el("button", { class: "ack-" + st, textContent: st === "received" ? "Acknowledge" : st === "done" ? "Done" : "Unable" });
+        b.addEventListener("click", async () => {
+          b.disabled = true;
+          try { await liaison.ackTask(S.current, t.id, st); renderTasks(); } catch (err) { toast("not sent: " + err.message); b.disabled = false; }
+        });
+        row.append(b);
+      }
+      li.append(row);
+    }
+    return li;
+  }));
+}
+
+function names(list) {
+  return list.length ? list.join(", ") : "—";
+}
+
+function drawBoard(ts) {
+  const rows = ts.map((t) => {
+    const got = t.members.filter((m) => m.delivered).map((m) => m.name);
+    const unknown = t.members.filter((m) => !m.delivered && !m.deliveryKnown).map((m) => m.name);
+    const acked = t.members.filter((m) => m.state).map((m) => `${m.name} (${m.state})`);
+    const waiting = t.members.filter((m) => !m.state).map((m) => m.name);
+    const late = t.members.filter((m) => m.overdue).map((m) => m.name);
+    return el("tr", { class: t.priority, "data-task": t.id },
+      el("td", { "data-label": "Task" }, el("span", { class: "prio", textContent: t.priority }), " ", t.text,
+        el("div", { class: "hint", textContent: t.sender + " · " + fmtTime(t.sentAt) + (t.due ? " · due " + fmtTime(t.due) : "") })),
+      el("td", { "data-label": "Received", class: "received" }, `${t.delivered}/${t.members.length} `,
+        el("span", { class: "who", textContent: names(got) + (unknown.length ? " · not known: " + unknown.join(", ") : "") })),
+      el("td", { "data-label": "Acknowledged", class: "acknowledged" }, `${t.acked}/${t.members.length} `,
+        el("span", { class: "who", textContent: names(acked) }),
+        waiting.length ? el("span", { class: "who hint", textContent: "waiting: " + waiting.join(", ") }) : null),
+      el("td", { "data-label": "Overdue", class: "overdue-cell" + (late.length ? " overdue" : "") }, late.length ? names(late) : "—"));
+  });
+  $("board").tBodies[0].replaceChildren(...rows);
+}
+
+setInterval(() => { if (S.current && (S.tab === "board" || S.tab === "tasks")) renderTasks(); }, 3000);
+
+$("task-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = $("task-text").value;
+  if (!text.trim()) return;
+  const btn = $("task-send");
+  busy(btn, true);
+  try {
+    await liaison.sendTask(S.current, $("task-priority").value, text, +$("task-due").value || 0);
+    $("task-text").value = "";
+    renderTasks();
+  } catch (err) {
+    toast("task not sent: " + err.message);
+  } finally {
+    busy(btn, false);
+  }
+});
 
 $("compose").addEventListener("submit", async (ev) => {
   ev.preventDefault();
