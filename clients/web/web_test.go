@@ -137,3 +137,16 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 	}
 }
+
+// acceptsGzip reads a client's header: any value is answered without a
+// panic, and a value without "gzip" never selects it.
+func FuzzAcceptsGzip(f *testing.F) {
+	for _, s := range []string{"", "gzip", "gzip;q=0", "br, gzip;q=0.5", "gzip;q=", "gzip;q=NaN", ";;,,", "gzip;q=1e400"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ae string) {
+		if acceptsGzip(ae) && !strings.Contains(strings.ToLower(ae), "gzip") {
+			t.Fatalf("%q accepted as gzip", ae)
+		}
+	})
+}
