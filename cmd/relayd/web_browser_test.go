@@ -122,7 +122,9 @@ func (u *webUser) waitJS(what, expr string) {
 	}
 }
 
-// createIdentity loads the page and creates an identity under relays.
+// createIdentity loads the page and starts creating an identity under
+// relays; identityDone waits for it (the key derivation takes seconds, so
+// two users create theirs at once).
 func (u *webUser) createIdentity(url, relays string) {
 	u.t.Helper()
 	u.run(chromedp.Navigate(url))
@@ -134,6 +136,10 @@ func (u *webUser) createIdentity(url, relays string) {
 		chromedp.SendKeys(chromedp.CSS("#new-pass2"), "correct horse battery"),
 		chromedp.Click(chromedp.CSS("#create-btn")),
 	)
+}
+
+func (u *webUser) identityDone() {
+	u.t.Helper()
 	u.waitJS("the home screen", `!document.getElementById("home").hidden`)
 }
 
@@ -173,6 +179,23 @@ func (u *webUser) send(text string) {
 func (u *webUser) waitText(text string) {
 	u.t.Helper()
 	u.waitJS("message "+text, fmt.Sprintf(`[...document.querySelectorAll("#entries .entry .text")].some(e => e.textContent === %q)`, text))
+}
+
+// screenshot saves the page as name in the test's artifact directory (kept
+// with `go test -artifacts -outputdir DIR`) and returns its path.
+func (u *webUser) screenshot(name string) string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 60*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		u.t.Fatalf("%s: screenshot: %v", u.name, err)
+	}
+	file := filepath.Join(u.t.ArtifactDir(), name)
+	if err := os.WriteFile(file, shot, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+	return file
 }
 
 // shownEntry is one entry as the page shows it.
@@ -275,6 +298,8 @@ func TestWebClientBrowser(t *testing.T) {
 	bruno := newWebUser(t, browser, "Bruno", true)  // officer, phone
 	alice.createIdentity(page, strings.Join(addrs, ","))
 	bruno.createIdentity(page, strings.Join([]string{addrs[1], addrs[2], addrs[0]}, ","))
+	alice.identityDone()
+	bruno.identityDone()
 	t.Logf("identities created after %v", time.Since(start).Round(time.Millisecond))
 
 	const op = "joint-day"
@@ -352,14 +377,7 @@ func TestWebClientBrowser(t *testing.T) {
 		t.Fatalf("Alice shows %d entries, Bruno %d", len(a), len(b))
 	}
 
-	dir := t.ArtifactDir()
-	shot, err := chromedp.Run(alice.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "centre-board.png")
-	if err := os.WriteFile(file, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the centre's board: %s (%d bytes); whole test %v", file, len(shot), time.Since(start).Round(time.Millisecond))
+	file := alice.screenshot("centre-board.png")
+	bruno.screenshot("officer-phone.png")
+	t.Logf("screenshot of the centre's board: %s; whole test %v", file, time.Since(start).Round(time.Millisecond))
 }
