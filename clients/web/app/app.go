@@ -38,7 +38,6 @@ type app struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	follows map[string]*follow
-	relays  []string
 }
 
 // follow is one operation being followed, and what the page was shown.
@@ -258,13 +257,12 @@ func (a *app) history(args []js.Value) (any, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	f, ok := a.follows[op]
-	if ok {
+	if _, ok := a.follows[op]; ok {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("%s: history was already read; new entries arrive as events", op)
 	}
 	fctx, fcancel := context.WithCancel(a.ctx)
-	f = &follow{cancel: fcancel}
+	f := &follow{cancel: fcancel}
 	a.follows[op] = f
 	a.mu.Unlock()
 	es, err := act.History(op, 1)

@@ -135,8 +135,7 @@ func lockIdentity(self [32]byte) error {
 		return nil
 	}
 	got := make(chan bool, 1)
-	var cb js.Func
-	cb = js.FuncOf(func(_ js.Value, args []js.Value) any {
+	cb := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) == 0 || args[0].IsNull() {
 			got <- false
 			return nil
