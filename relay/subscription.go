@@ -40,6 +40,9 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		c.sendRefusal(f.Req, f.Op, rf)
 		return
 	}
+	if !c.useOp(f.Req, f.Op) {
+		return
+	}
 	head := c.s.log.Head(f.Op)
 	if f.From < head.First {
 		c.send(&wire.Error{Req: f.Req, Op: f.Op, Code: wire.CodeCompacted, Seq: head.First,
