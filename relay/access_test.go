@@ -175,7 +175,12 @@ func TestBucket(t *testing.T) {
 			t.Fatalf("frame %d of the burst refused", i)
 		}
 	}
-	if b.take(now) || b.take(now) || b.strikes != 2 {
+	for range 2 {
+		if b.take(now) {
+			t.Fatal("a frame over the burst passed")
+		}
+	}
+	if b.strikes != 2 {
 		t.Fatalf("over the burst: strikes %d", b.strikes)
 	}
 	if !b.take(now.Add(100*time.Millisecond)) || b.strikes != 0 {
@@ -184,8 +189,11 @@ func TestBucket(t *testing.T) {
 	if b.take(now.Add(100 * time.Millisecond)) {
 		t.Fatal("two tokens from 1/rate")
 	}
-	if !b.take(now.Add(time.Hour)) || !b.take(now.Add(time.Hour)) || !b.take(now.Add(time.Hour)) || b.take(now.Add(time.Hour)) {
-		t.Fatal("the bucket does not cap at its burst")
+	later := now.Add(time.Hour)
+	for i := range 4 {
+		if got := b.take(later); got != (i < 3) {
+			t.Fatalf("an hour later, frame %d: %v (the bucket caps at its burst)", i, got)
+		}
 	}
 	u := newBucket(-1, 1)
 	for range 100 {
