@@ -44,7 +44,7 @@ func New(log Log, cfg Config) *Server {
 		CheckOrigin:       s.checkOrigin,
 		EnableCompression: false,
 	}
-	s.unwatch = log.Watch(s.hub.announce)
+	s.unwatch = log.Watch(s.announce)
 	return s
 }
 

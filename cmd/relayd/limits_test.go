@@ -357,3 +357,74 @@ func TestMaxOperationsPerConnection(t *testing.T) {
 		t.Fatalf("limits %v", n.relay.Stats().Limits)
 	}
 }
+
+// The limits set by flags on a relayd process are enforced from outside,
+// with their codes, counted in /metrics, and leave the log alone.
+func TestLimitFlagsOnProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a relayd process")
+	}
+	listen := freePort(t)
+	startProcArgs(t, t.TempDir(), listen, freePort(t), "n1", "--open-ops",
+		"--max-frame-bytes", "65536", "--msg-rate", "0.01", "--msg-burst", "3", "--allowed-origins", "https://centre.example")
+	good, err := dialAddr(t, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.ws.Close()
+	good.publish("op", newMsgID(), []byte("one"))
+
+	// Oversize frame: 1009.
+	big, err := dialAddr(t, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.ws.Close()
+	big.sendBytes(mustEncode(t, &wire.Publish{Req: 1, Op: "op", MsgID: newMsgID(), Envelope: make([]byte, 64<<10)}))
+	if _, err := big.tryRead(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("want close 1009, got %v", err)
+	}
+	// Flood: rate_limited, then 4005.
+	flood, err := dialAddr(t, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.ws.Close()
+	for i := range 6 {
+		flood.send(&wire.Publish{Req: uint64(i + 1), Op: "op", MsgID: newMsgID(), Envelope: []byte("flood")})
+	}
+	for {
+		f, err := flood.tryRead()
+		if err != nil {
+			if !websocket.IsCloseError(err, wire.CloseRateLimited) {
+				t.Fatalf("want close %d, got %v", wire.CloseRateLimited, err)
+			}
+			break
+		}
+		switch f := f.(type) {
+		case *wire.Ack: // within the burst of 3
+		case *wire.Error:
+			if f.Code != wire.CodeRateLimited {
+				t.Fatalf("error %v", f)
+			}
+		}
+	}
+	// Wrong Origin: 403.
+	if ws, resp, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws", http.Header{"Origin": {"https://evil.example"}}); err == nil {
+		ws.Close()
+		t.Fatal("wrong Origin accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("want 403, got %v", err)
+	}
+	m := scrapeAddr(t, listen)
+	for _, series := range []string{`liaison_limit_events_total{limit="frame_size"}`, `liaison_limit_events_total{limit="rate_closed"}`, `liaison_limit_events_total{limit="origin"}`} {
+		if m[series] != 1 {
+			t.Errorf("%s = %v, want 1", series, m[series])
+		}
+	}
+	// The good connection carries on; the log holds its entries and the
+	// flood's first three (within its burst), nothing more.
+	if a := good.publish("op", newMsgID(), []byte("two")); a.Seq != 5 {
+		t.Fatalf("ack %+v, want seq 5", a)
+	}
+}
