@@ -278,6 +278,8 @@ func (c *Client) dispatch(cn *conn, f wire.Frame) error {
 		return c.handleDeliver(cn, f)
 	case *wire.Subscribed:
 		return c.handleSubscribed(cn, f)
+	case *wire.Retained:
+		return c.handleRetained(cn, f)
 	case *wire.Error:
 		return c.handleError(cn, f)
 	default:
@@ -287,6 +289,9 @@ func (c *Client) dispatch(cn *conn, f wire.Frame) error {
 }
 
 func (c *Client) handleError(cn *conn, e *wire.Error) error {
+	if e.Req == 0 && e.Op != "" {
+		return c.subscriptionEnded(cn, e)
+	}
 	if e.Req == 0 {
 		c.log.Warn("relay error", "node", cn.node, "code", e.Code.String(), "message", e.Message)
 		if e.Code == wire.CodeBadFrame {

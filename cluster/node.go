@@ -43,6 +43,9 @@ type Node struct {
 	hadState bool
 	member   atomic.Bool // in the latest Raft configuration (watchMembership)
 
+	// now is the clock retention passes use (tests move it).
+	now func() time.Time
+
 	closeOnce sync.Once
 	closeErr  error
 	fatalOnce sync.Once
@@ -68,6 +71,7 @@ func Open(cfg Config) (*Node, error) {
 		stop:     make(chan struct{}),
 		waitDone: make(chan struct{}),
 		fatal:    make(chan struct{}),
+		now:      time.Now,
 	}
 	ok := false
 	defer func() {
@@ -152,9 +156,10 @@ func Open(cfg Config) (*Node, error) {
 	ok = true
 	n.fwd = newForwarder(n)
 	n.refreshMembership()
-	n.bg.Add(2)
+	n.bg.Add(3)
 	go n.serveForwarding()
 	go n.watchMembership()
+	go n.retentionLoop()
 	go n.batchLoop()
 	go n.waitLoop()
 	return n, nil

@@ -91,6 +91,12 @@ func (m *memLog) Head(op string) Head {
 	return m.headLocked(op)
 }
 
+func (m *memLog) Retained(string, uint64, uint64, int) ([]RetainedEntry, error) {
+	return nil, nil
+}
+
+func (m *memLog) RetainedCount(string, uint64, uint64) (int, error) { return 0, nil }
+
 func (m *memLog) Watch(fn func([]Batch)) func() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

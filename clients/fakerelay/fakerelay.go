@@ -578,6 +578,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case *wire.Subscribe:
 			s.subscribes = append(s.subscribes, *f)
 			l := s.logLocked(f.Op)
+			if f.From < l.first && f.Retained {
+				s.subscribeRetainedLocked(c, f, l)
+				break
+			}
 			if f.From < l.first {
 				c.sendFrame(&wire.Error{Req: f.Req, Code: wire.CodeCompacted, Op: f.Op, Seq: l.first})
 				break
@@ -705,4 +709,32 @@ func (c *sconn) close() {
 		close(c.done)
 		c.ws.Close()
 	})
+}
+
+// subscribeRetainedLocked answers a subscribe with retained from below the
+// first held entry as the relay does: subscribed from first with the
+// anchors, the commits kept in the gap, then the entries from first.
+func (s *Server) subscribeRetainedLocked(c *sconn, f *wire.Subscribe, l *opLog) {
+	var logAnchor [32]byte
+	for seq := uint64(1); seq < l.first; seq++ {
+		logAnchor = crypto.LogChain(logAnchor, seq, l.entries[seq-1])
+	}
+	var kept []*wire.Retained
+	for seq := f.From; seq < l.first; seq++ {
+		if l.kinds[seq-1] == wire.KindCommit {
+			kept = append(kept, &wire.Retained{Op: f.Op, Seq: seq, Entry: l.entries[seq-1]})
+		}
+	}
+	prev := l.chain(l.first - 1)
+	c.sendFrame(&wire.Subscribed{Req: f.Req, Op: f.Op, From: l.first, Head: l.head(), First: l.first,
+		Prev: prev[:], LogAnchor: logAnchor[:], Retained: uint64(len(kept))})
+	for _, r := range kept {
+		c.sendFrame(r)
+	}
+	if l.first <= l.head() {
+		s.sendDeliverLocked(c, f.Op, l, l.first, l.head())
+		c.subs[f.Op] = l.head() + 1
+	} else {
+		c.subs[f.Op] = l.first
+	}
 }

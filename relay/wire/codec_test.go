@@ -19,6 +19,9 @@ func sampleFrames() []Frame {
 		&Subscribe{Req: 1, Op: "op-1", From: 1},
 		&Subscribed{Req: 1, Op: "op-1", From: 1, Head: 10, First: 1},
 		&Unsubscribe{Req: 2, Op: "op-1"},
+		&Subscribe{Req: 6, Op: "op-1", From: 3, Retained: true},
+		&Subscribed{Req: 6, Op: "op-1", From: 9, Head: 12, First: 9, Prev: bytes.Repeat([]byte{3}, HashLen), LogAnchor: bytes.Repeat([]byte{4}, HashLen), Retained: 2},
+		&Retained{Op: "op-1", Seq: 4, Entry: []byte("commit")},
 		&Publish{Req: 3, Op: "op.2_x", MsgID: id, Class: ClassFlash, Envelope: []byte("sealed")},
 		&Ack{Req: 3, Op: "op-1", Seq: 42, Dup: true},
 		&Deliver{Op: "op-1", Seq: 5, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("a"), []byte("bc")}},
@@ -96,6 +99,13 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{0, 1}},
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{7}},
 		&Ack{Op: "op", Seq: 0},
+		&Subscribed{Op: "op", From: 5, Prev: make([]byte, HashLen)},
+		&Subscribed{Op: "op", From: 1, Prev: make([]byte, HashLen), LogAnchor: make([]byte, HashLen)},
+		&Retained{Op: "op", Seq: 0, Entry: []byte("x")},
+		&Subscribed{Op: "op", From: 5, Retained: 1},
+		&Subscribed{Op: "op", From: 2, Prev: make([]byte, HashLen), LogAnchor: make([]byte, HashLen), Retained: 2},
+		&Retained{Op: "op", Seq: 1},
+		&Retained{Op: "op", Seq: 1, Entry: make([]byte, MaxCommit+1)},
 	}
 	for _, f := range bad {
 		if _, err := Encode(f); err == nil {

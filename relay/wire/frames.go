@@ -48,6 +48,11 @@ type Subscribe struct {
 	Req  uint64 `cbor:"1,keyasint"`
 	Op   string `cbor:"2,keyasint"`
 	From uint64 `cbor:"3,keyasint"`
+	// Retained asks, when From is below the oldest entry still held, for
+	// a subscription from the oldest entry, preceded by the roster commits
+	// kept below it (Retained frames, after Subscribed), instead of a
+	// compacted error. See "Retention" in docs/protocol.md.
+	Retained bool `cbor:"4,keyasint,omitempty"`
 }
 
 // Subscribed confirms a Subscribe. Head is the last sequence committed on
@@ -62,6 +67,16 @@ type Subscribed struct {
 	Head   uint64 `cbor:"4,keyasint"`
 	First  uint64 `cbor:"5,keyasint"`
 	Behind bool   `cbor:"6,keyasint,omitempty"`
+	// Prev and LogAnchor are set when the subscription starts above the
+	// requested From because earlier entries were removed by retention:
+	// the relay chain hash and the crypto.LogChain hash of entry From-1.
+	// The client continues its chains from them; they are the relay's
+	// word, which later members' envelopes corroborate.
+	Prev      []byte `cbor:"7,keyasint,omitempty"`
+	LogAnchor []byte `cbor:"8,keyasint,omitempty"`
+	// Retained is the number of Retained frames that follow (roster commits
+	// kept between the requested From and this From).
+	Retained uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 // Unsubscribe ends a subscription. Deliver frames already queued may still

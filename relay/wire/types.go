@@ -44,6 +44,7 @@ const (
 	TypeSubscribe   Type = 0x10 // client -> server
 	TypeSubscribed  Type = 0x11 // server -> client
 	TypeUnsubscribe Type = 0x12 // client -> server
+	TypeRetained    Type = 0x13 // server -> client
 	TypePublish     Type = 0x20 // client -> server
 	TypeAck         Type = 0x21 // server -> client
 	TypeDeliver     Type = 0x30 // server -> client
