@@ -403,3 +403,25 @@ func describeList(l *AdminList) string {
 
 // AdminKeyHex returns a key as the 64 hex digits admin requests carry.
 func AdminKeyHex(k [32]byte) string { return hex.EncodeToString(k[:]) }
+
+// CheckAuditBody checks that body is well formed for kind (an admin
+// request's signature included).
+func CheckAuditBody(kind AuditKind, body []byte) error {
+	e := &AuditEntry{Seq: 1, Kind: kind, Body: body}
+	p, err := e.parts()
+	if err == nil && p.reqErr != nil {
+		err = p.reqErr
+	}
+	return err
+}
+
+// ParseAdminBootstrapBody returns the node and the genesis list of an
+// AuditAdminBootstrap body.
+func ParseAdminBootstrapBody(body []byte) (string, *AdminList, error) {
+	e := &AuditEntry{Seq: 1, Kind: AuditAdminBootstrap, Body: body}
+	p, err := e.parts()
+	if err != nil {
+		return "", nil, err
+	}
+	return p.node, p.list, nil
+}
