@@ -39,6 +39,7 @@ type config struct {
 	TLSCert    string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
 	TLSKey     string   `toml:"tls_key" help:"this node's private key"`
 	ClientTLS  bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
+	Admins     []string `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
 	OpenOps    bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
 
 	// Restore is a one-off action, so a flag only.
@@ -110,6 +111,8 @@ func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Wri
 	configFile := fs.String("config", "", "TOML configuration file (default $RELAYD_CONFIG)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration as TOML and exit")
 	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty data dir from this backup file (liaison admin snapshot)")
+	var adminFlags multiFlag
+	fs.Var(&adminFlags, "admin", "a cluster admin of a new cluster: identity token, token file or public key (64 hex digits); repeatable (config key admins)")
 	flagValues := make(map[string]*string)
 	v := reflect.ValueOf(&c).Elem()
 	for i := 0; i < v.NumField(); i++ {
@@ -171,6 +174,9 @@ func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Wri
 	})
 	if ferr != nil {
 		return c, ferr
+	}
+	if len(adminFlags) > 0 {
+		c.Admins = append(c.Admins[:0:0], adminFlags...)
 	}
 	if err := c.validate(); err != nil {
 		return c, err
@@ -244,6 +250,9 @@ func (c *config) validate() error {
 	}
 	if c.ClientTLS && c.TLSCert == "" {
 		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
+	}
+	if _, err := parseAdmins(c.Admins); err != nil {
+		return err
 	}
 	if c.Restore != "" && len(c.Join) > 0 {
 		return errors.New("--restore starts a new cluster; it cannot be combined with join")
@@ -320,3 +329,9 @@ func resolveNodeID(dataDir, flagID string) (string, error) {
 	}
 	return id, nil
 }
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

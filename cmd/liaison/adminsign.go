@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"liaison/cluster"
+	"liaison/crypto"
+)
+
+// adminSigner loads the identity that signs admin requests.
+func (e *env) adminSigner() (*crypto.Identity, error) {
+	id, err := e.loadIdentity()
+	if err != nil {
+		return nil, fmt.Errorf("admin requests are signed with your identity: %w", err)
+	}
+	return id, nil
+}
+
+// signAdminRequest asks the node at base for its id, then signs a request
+// for action with args addressed to that node and attaches it to req.
+func signAdminRequest(ctx context.Context, hc *http.Client, req *http.Request, base string, id *crypto.Identity, action string, args map[string]string) error {
+	st, err := getStatus(ctx, hc, base)
+	if err != nil {
+		return err
+	}
+	ar, err := crypto.NewAdminRequest(rand.Reader, id, action, st.Node.NodeID, time.Now().UnixMilli(), args)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(cluster.AdminRequestHeader, base64.RawURLEncoding.EncodeToString(ar.Encode()))
+	return nil
+}
+
+// getAdmins reads the admin list from the first relay that answers.
+func getAdmins(ctx context.Context, e *env, hc *http.Client) (string, *cluster.AdminsReport, error) {
+	bases, err := adminBases(e)
+	if err != nil {
+		return "", nil, err
+	}
+	var last error
+	for _, base := range bases {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/admins", nil)
+		if err != nil {
+			return "", nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		var rep cluster.AdminsReport
+		if resp.StatusCode != http.StatusOK {
+			last = httpFailure(resp)
+		} else if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
+			last = fmt.Errorf("%s: bad admin list: %w", base, err)
+		} else {
+			resp.Body.Close()
+			return base, &rep, nil
+		}
+		resp.Body.Close()
+	}
+	return "", nil, fmt.Errorf("no relay answered: %w", last)
+}
+
+// adminAdmins runs admin admins list|add|remove.
+func adminAdmins(ctx context.Context, e *env, hc *http.Client, pos []string, name string) error {
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: admin admins list|add|remove", errUsage)
+	}
+	base, rep, err := getAdmins(ctx, e, hc)
+	if err != nil {
+		return err
+	}
+	switch {
+	case pos[0] == "list" && len(pos) == 1:
+		if len(rep.Admins) == 0 {
+			fmt.Fprintln(e.stdout, "no cluster admins: cluster changes are accepted from loopback (or with an admin certificate) signed by any identity")
+			return nil
+		}
+		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "FINGERPRINT\tNAME\tKEY\n")
+		for _, a := range rep.Admins {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", a.Fingerprint, sanitize(a.Name), a.Key)
+		}
+		fmt.Fprintf(w, "(admin list version %d, head %s)\n", rep.Seq, rep.Head[:16])
+		return w.Flush()
+	case pos[0] == "add" && len(pos) == 2:
+		a, err := parseAdminArg(pos[1])
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			a.Name = name
+		}
+		args := map[string]string{"key": crypto.AdminKeyHex(a.Key), "name": a.Name, "prev": rep.Head}
+		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsAdd, map[string]string{"action": "add", "key": args["key"], "name": a.Name, "prev": rep.Head}, args, "added "+a.Name)
+	case pos[0] == "remove" && len(pos) == 2:
+		who, err := findAdmin(rep, pos[1])
+		if err != nil {
+			return err
+		}
+		args := map[string]string{"key": who.Key, "prev": rep.Head}
+		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsRemove, map[string]string{"action": "remove", "key": who.Key, "prev": rep.Head}, args, "removed "+who.Name)
+	}
+	return fmt.Errorf("%w: admin admins list | add TOKEN|FILE|KEY [--name NAME] | remove FINGERPRINT|NAME|KEY", errUsage)
+}
+
+func postAdmins(ctx context.Context, e *env, hc *http.Client, base, action string, body, args map[string]string, done string) error {
+	signer, err := e.adminSigner()
+	if err != nil {
+		return err
+	}
+	defer signer.Destroy()
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/cluster/admins", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := signAdminRequest(ctx, hc, req, base, signer, action, args); err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin %s: %w", action, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin %s: %w", action, httpFailure(resp))
+	}
+	fmt.Fprintf(e.stdout, "%s: done\n", sanitize(done))
+	return nil
+}
+
+// parseAdminArg reads an identity token, a token file or a hex public key.
+func parseAdminArg(v string) (crypto.Admin, error) {
+	if k, err := crypto.ParseAdminKey(v); err == nil {
+		return crypto.Admin{Key: k, Name: "admin-" + v[:8]}, nil
+	}
+	text := v
+	if !strings.HasPrefix(v, crypto.TokenPrefix) {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return crypto.Admin{}, fmt.Errorf("%w: %q is not a token, a token file or a public key (64 hex digits)", errUsage, v)
+		}
+		text = string(b)
+	}
+	t, err := crypto.ParseTokenString(text)
+	if err != nil {
+		return crypto.Admin{}, err
+	}
+	return crypto.Admin{Key: t.SigningKey, Name: t.Name}, nil
+}
+
+// findAdmin picks one admin by key, fingerprint (prefix, spaces ignored)
+// or name.
+func findAdmin(rep *cluster.AdminsReport, who string) (cluster.AdminReport, error) {
+	norm := strings.ReplaceAll(who, " ", "")
+	var found []cluster.AdminReport
+	for _, a := range rep.Admins {
+		if a.Key == strings.ToLower(who) || a.Name == who || (len(norm) >= 5 && strings.HasPrefix(strings.ReplaceAll(a.Fingerprint, " ", ""), norm)) {
+			found = append(found, a)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return cluster.AdminReport{}, fmt.Errorf("no cluster admin matches %q", who)
+	}
+	return cluster.AdminReport{}, fmt.Errorf("%q matches %d admins; give the key", who, len(found))
+}
+
+// maxAuditFile bounds a saved trail read with --in.
+const maxAuditFile = 1 << 30
+
+// adminAudit fetches (or reads) the audit trail, prints it and verifies it.
+func adminAudit(ctx context.Context, e *env, hc *http.Client, outFile, inFile, wantHead string) error {
+	var raw [][]byte
+	var nodeHead string
+	var err error
+	if inFile != "" {
+		raw, err = readAuditFile(inFile)
+	} else {
+		raw, nodeHead, err = fetchAudit(ctx, e, hc)
+	}
+	if err != nil {
+		return err
+	}
+	if outFile != "" {
+		if err := writeAuditFile(outFile, raw); err != nil {
+			return err
+		}
+	}
+	entries := make([]*crypto.AuditEntry, 0, len(raw))
+	for i, b := range raw {
+		en, err := crypto.DecodeAuditEntry(b)
+		if err != nil {
+			return fmt.Errorf("audit entry %d does not decode: %w", i+1, err)
+		}
+		entries = append(entries, en)
+	}
+	recs, verr := crypto.VerifyAudit(entries)
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tDETAILS")
+	for _, r := range recs {
+		details := sanitize(r.Details)
+		if r.Err != nil {
+			details += "  FAILED: " + sanitize(r.Err.Error())
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", r.Seq, time.UnixMilli(r.TimeMS).UTC().Format(time.RFC3339), r.Actor, r.Action, details)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var head string
+	if n := len(entries); n > 0 {
+		h := entries[n-1].Hash()
+		head = hex.EncodeToString(h[:])
+		fmt.Fprintf(e.stdout, "%d entries, head %s\n", n, head)
+	} else {
+		fmt.Fprintln(e.stdout, "the audit trail is empty")
+	}
+	if verr != nil {
+		return fmt.Errorf("the audit trail does not verify: %w", verr)
+	}
+	if wantHead != "" && !strings.EqualFold(wantHead, head) {
+		return fmt.Errorf("the audit trail ends at %s, not at the expected head %s", head, wantHead)
+	}
+	if nodeHead != "" && nodeHead != fmt.Sprintf("%d %s", len(entries), head) {
+		return fmt.Errorf("the node reports head %q, the trail read ends at %d %s", nodeHead, len(entries), head)
+	}
+	fmt.Fprintln(e.stdout, "every signature and the chain verify")
+	return nil
+}
+
+// fetchAudit reads the whole trail from the first relay that serves it,
+// page by page, and the head the node reported with the last page.
+func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string, error) {
+	bases, err := adminBases(e)
+	if err != nil {
+		return nil, "", err
+	}
+	var last error
+	for _, base := range bases {
+		var out [][]byte
+		head := ""
+		for {
+			url := fmt.Sprintf("%s/cluster/audit?from=%d", base, len(out)+1)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return nil, "", err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				last = err
+				break
+			}
+			if resp.StatusCode != http.StatusOK {
+				last = httpFailure(resp)
+				resp.Body.Close()
+				break
+			}
+			page, err := readAuditStream(bufio.NewReader(resp.Body))
+			head = resp.Header.Get(cluster.AuditHeadHeader)
+			resp.Body.Close()
+			if err != nil {
+				last = fmt.Errorf("%s: %w", base, err)
+				break
+			}
+			out = append(out, page...)
+			if len(page) == 0 {
+				return out, head, nil
+			}
+		}
+	}
+	return nil, "", fmt.Errorf("admin audit: %w", last)
+}
+
+// readAuditStream reads 4-byte length-prefixed entries to EOF.
+func readAuditStream(r *bufio.Reader) ([][]byte, error) {
+	var out [][]byte
+	total := 0
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("truncated audit stream: %w", err)
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		total += int(n)
+		if n == 0 || n > crypto.MaxAuditEntrySize || total > maxAuditFile {
+			return nil, fmt.Errorf("audit stream: entry of %d bytes", n)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("truncated audit stream: %w", err)
+		}
+		out = append(out, b)
+	}
+}
+
+func readAuditFile(path string) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAuditStream(bufio.NewReader(f))
+}
+
+func writeAuditFile(path string, raw [][]byte) error {
+	var buf bytes.Buffer
+	var hdr [4]byte
+	for _, b := range raw {
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+		buf.Write(hdr[:])
+		buf.Write(b)
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}
