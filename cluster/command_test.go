@@ -57,9 +57,18 @@ func TestCommandRejects(t *testing.T) {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodePublishes(1, samplePending()))
 	f.Add([]byte{commandPublish, 1, 1, 1, 'a'})
+	f.Add(encodeAdminCommand(commandAdminAction, 7, []byte{1, 2, 3}))
+	f.Add(encodeAdminCommand(commandNodeJoin, 7, []byte{2, 'n', '2', 0, 0, 0, 0}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
+			return
+		}
+		if c.kind != commandPublish {
+			c2, err := decodeCommand(encodeAdminCommand(c.kind, c.timeMS, c.body))
+			if err != nil || c2.kind != c.kind || c2.timeMS != c.timeMS || !bytes.Equal(c2.body, c.body) {
+				t.Fatalf("admin command round trip: %v", err)
+			}
 			return
 		}
 		ps := make([]*pending, len(c.pubs))
