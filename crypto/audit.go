@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Audit entry format constants.
@@ -228,11 +229,12 @@ type AuditRecord struct {
 // auditState is what VerifyAudit carries from one entry to the next: the
 // admin list and operation rosters the trail has built so far.
 type auditState struct {
-	next    uint64
-	prev    [32]byte
-	admins  *AdminList
-	rosters map[string]*Roster
-	nonces  map[[AdminNonceSize]byte]bool
+	next       uint64
+	prev       [32]byte
+	admins     *AdminList
+	rosters    map[string]*Roster
+	nonces     map[[AdminNonceSize]byte]bool
+	verifyJoin func(string, *x509.Certificate, time.Time) error
 }
 
 // VerifyAudit verifies a whole trail from its first entry: numbering and
@@ -244,7 +246,20 @@ type auditState struct {
 // the operation's roster when the trail holds the operation's genesis. It
 // returns one record per entry and a non-nil error if any entry failed.
 func VerifyAudit(entries []*AuditEntry) ([]AuditRecord, error) {
-	st := &auditState{next: 1, rosters: map[string]*Roster{}, nonces: map[[AdminNonceSize]byte]bool{}}
+	return VerifyAuditWith(entries, AuditOptions{})
+}
+
+// AuditOptions adds checks to VerifyAuditWith.
+type AuditOptions struct {
+	// VerifyJoinCert, when set, checks a node-join entry's certificate
+	// (DER) for the joining node's id at the entry's time (for example
+	// against the cluster CA); an entry without a certificate then fails.
+	VerifyJoinCert func(node string, cert *x509.Certificate, at time.Time) error
+}
+
+// VerifyAuditWith is VerifyAudit with extra checks.
+func VerifyAuditWith(entries []*AuditEntry, opts AuditOptions) ([]AuditRecord, error) {
+	st := &auditState{next: 1, rosters: map[string]*Roster{}, nonces: map[[AdminNonceSize]byte]bool{}, verifyJoin: opts.VerifyJoinCert}
 	out := make([]AuditRecord, len(entries))
 	failed := 0
 	for i, e := range entries {
@@ -343,8 +358,17 @@ func (st *auditState) verify(e *AuditEntry) AuditRecord {
 			}
 			sum := sha256.Sum256(p.cert)
 			rec.Details += fmt.Sprintf(" cert=%q sha256=%x", cert.Subject.CommonName, sum[:8])
+			if st.verifyJoin != nil {
+				if err := st.verifyJoin(p.node, cert, time.UnixMilli(e.TimeMS)); err != nil {
+					return fail(fmt.Errorf("%w: join certificate: %v", ErrBadSignature, err))
+				}
+				rec.Details += " (verified)"
+			}
 		} else {
 			rec.Details += " (no cluster TLS: no certificate)"
+			if st.verifyJoin != nil {
+				return fail(fmt.Errorf("%w: node join without a certificate", ErrBadSignature))
+			}
 		}
 	}
 	return rec

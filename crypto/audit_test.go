@@ -2,8 +2,10 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"testing"
+	"time"
 )
 
 func mustRequest(t testing.TB, id *Identity, action, node string, now int64, args map[string]string) *AdminRequest {
@@ -245,4 +247,17 @@ func FuzzAdminList(f *testing.F) {
 			t.Fatal("accepted a non-canonical list")
 		}
 	})
+}
+
+// With a join-certificate check, a join without a certificate fails.
+func TestAuditJoinCertificateRequired(t *testing.T) {
+	tr, _, _ := buildTrail(t)
+	called := false
+	_, err := VerifyAuditWith(tr.reencode(t), AuditOptions{VerifyJoinCert: func(string, *x509.Certificate, time.Time) error {
+		called = true
+		return nil
+	}})
+	if err == nil || called {
+		t.Fatalf("join without certificate: %v (check called %v)", err, called)
+	}
 }

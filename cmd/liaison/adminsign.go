@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"liaison/cluster"
+	"liaison/cluster/pki"
 	"liaison/crypto"
 )
 
@@ -215,7 +217,27 @@ func adminAudit(ctx context.Context, e *env, hc *http.Client, outFile, inFile, w
 		}
 		entries = append(entries, en)
 	}
-	recs, verr := crypto.VerifyAudit(entries)
+	var opts crypto.AuditOptions
+	if e.tlsCA != "" {
+		// With the cluster CA, node joins must carry a node certificate
+		// of it, for the node that joined.
+		caPEM, err := os.ReadFile(e.tlsCA)
+		if err != nil {
+			return err
+		}
+		roots, err := pki.CertPool(caPEM)
+		if err != nil {
+			return err
+		}
+		opts.VerifyJoinCert = func(node string, cert *x509.Certificate, at time.Time) error {
+			id, err := pki.VerifyNode(roots, []*x509.Certificate{cert}, at)
+			if err == nil && id != node {
+				err = fmt.Errorf("certificate of node %q used to join as %q", id, node)
+			}
+			return err
+		}
+	}
+	recs, verr := crypto.VerifyAuditWith(entries, opts)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tDETAILS")
 	for _, r := range recs {

@@ -102,7 +102,7 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 	}
 	// The joins are in the audit trail with the node certificates.
 	out, err = cliAs(t, nil, append(admin, "audit")...)
-	if err != nil || strings.Count(out, "node-join") != 2 || !strings.Contains(out, `cert="n3"`) {
+	if err != nil || strings.Count(out, "node-join") != 2 || !strings.Contains(out, `cert="n3"`) || strings.Count(out, "(verified)") != 2 {
 		t.Fatalf("audit of a TLS cluster: %v\n%s", err, out)
 	}
 
