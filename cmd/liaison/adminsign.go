@@ -194,12 +194,12 @@ const maxAuditFile = 1 << 30
 // adminAudit fetches (or reads) the audit trail, prints it and verifies it.
 func adminAudit(ctx context.Context, e *env, hc *http.Client, outFile, inFile, wantHead string) error {
 	var raw [][]byte
-	var nodeHead string
+	var nodeHead, source string
 	var err error
 	if inFile != "" {
 		raw, err = readAuditFile(inFile)
 	} else {
-		raw, nodeHead, err = fetchAudit(ctx, e, hc)
+		raw, nodeHead, source, err = fetchAudit(ctx, e, hc)
 	}
 	if err != nil {
 		return err
@@ -267,16 +267,66 @@ func adminAudit(ctx context.Context, e *env, hc *http.Client, outFile, inFile, w
 	if nodeHead != "" && nodeHead != fmt.Sprintf("%d %s", len(entries), head) {
 		return fmt.Errorf("the node reports head %q, the trail read ends at %d %s", nodeHead, len(entries), head)
 	}
+	if source != "" && len(raw) > 0 {
+		if err := compareAuditHeads(ctx, e, hc, source, raw[len(raw)-1], len(raw)); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(e.stdout, "every signature and the chain verify")
 	return nil
 }
 
-// fetchAudit reads the whole trail from the first relay that serves it,
-// page by page, and the head the node reported with the last page.
-func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string, error) {
+// compareAuditHeads asks every other relay in --relay for entry seq of its
+// trail and checks that it is last, byte for byte: a node cannot show a
+// trail the others do not hold.
+func compareAuditHeads(ctx context.Context, e *env, hc *http.Client, source string, last []byte, seq int) error {
 	bases, err := adminBases(e)
 	if err != nil {
-		return nil, "", err
+		return err
+	}
+	var agree []string
+	for _, base := range bases {
+		if base == source {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/cluster/audit?from=%d&limit=1", base, seq), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "liaison: %s: not compared: %v\n", hostOf(base), err)
+			continue
+		}
+		page, err := readAuditStream(bufio.NewReader(resp.Body))
+		status := resp.Status
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode != http.StatusOK:
+			fmt.Fprintf(e.stderr, "liaison: %s: not compared: %s\n", hostOf(base), status)
+			continue
+		case err == nil && len(page) == 0:
+			// Behind: it has not applied entry seq yet.
+			fmt.Fprintf(e.stderr, "liaison: %s: not compared: its trail is shorter (lagging?)\n", hostOf(base))
+			continue
+		case err != nil || !bytes.Equal(page[0], last):
+			return fmt.Errorf("%s holds a different audit entry %d than %s: the trails differ", hostOf(base), seq, hostOf(source))
+		}
+		agree = append(agree, hostOf(base))
+	}
+	if len(agree) > 0 {
+		fmt.Fprintf(e.stdout, "%s hold the same entry %d\n", strings.Join(agree, ", "), seq)
+	}
+	return nil
+}
+
+// fetchAudit reads the whole trail from the first relay that serves it,
+// page by page, and returns the head the node reported with the last page
+// and the relay's base URL.
+func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string, string, error) {
+	bases, err := adminBases(e)
+	if err != nil {
+		return nil, "", "", err
 	}
 	var last error
 	for _, base := range bases {
@@ -286,7 +336,7 @@ func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string,
 			url := fmt.Sprintf("%s/cluster/audit?from=%d", base, len(out)+1)
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
-				return nil, "", err
+				return nil, "", "", err
 			}
 			resp, err := hc.Do(req)
 			if err != nil {
@@ -307,11 +357,11 @@ func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string,
 			}
 			out = append(out, page...)
 			if len(page) == 0 {
-				return out, head, nil
+				return out, head, base, nil
 			}
 		}
 	}
-	return nil, "", fmt.Errorf("admin audit: %w", last)
+	return nil, "", "", fmt.Errorf("admin audit: %w", last)
 }
 
 // readAuditStream reads 4-byte length-prefixed entries to EOF.

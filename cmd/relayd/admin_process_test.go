@@ -188,12 +188,12 @@ func TestClusterAdminsAndAudit(t *testing.T) {
 
 	// The trail verifies and shows what happened.
 	file := filepath.Join(t.TempDir(), "audit.bin")
-	out, err = cliAs(t, nil, "--relay", nodes[1].listen, "admin", "audit", "--out", file)
+	out, err = cliAs(t, nil, "--relay", nodes[1].listen+","+nodes[0].listen, "admin", "audit", "--out", file)
 	if err != nil {
 		t.Fatalf("admin audit: %v\n%s", err, out)
 	}
 	t.Logf("liaison admin audit:\n%s", out)
-	for _, want := range []string{"admins-bootstrap", "node-join", "roster-commit", "op=audit-op", "admins-add", "backup", "remove", "every signature and the chain verify", bob.id.Fingerprint()} {
+	for _, want := range []string{"admins-bootstrap", "node-join", "roster-commit", "op=audit-op", "admins-add", "backup", "remove", "every signature and the chain verify", bob.id.Fingerprint(), nodes[0].listen + " hold the same entry"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("audit output lacks %q:\n%s", want, out)
 		}
