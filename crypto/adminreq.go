@@ -138,6 +138,25 @@ func (r *AdminRequest) Fingerprint() string { return Fingerprint(r.Signer) }
 // verifies its signature against the key it names. Whether that key is a
 // cluster admin is for the caller (AdminList.Authorize) to decide.
 func DecodeAdminRequest(b []byte) (*AdminRequest, error) {
+	r, err := decodeAdminRequest(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.verify(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *AdminRequest) verify() error {
+	if !ed25519.Verify(r.Signer[:], r.signedMessage(), r.Signature[:]) {
+		return fmt.Errorf("%w: admin request", ErrBadSignature)
+	}
+	return nil
+}
+
+// decodeAdminRequest parses without checking the signature.
+func decodeAdminRequest(b []byte) (*AdminRequest, error) {
 	if len(b) > MaxAdminRequestSize {
 		return nil, fmt.Errorf("%w: admin request %d bytes", ErrTooLarge, len(b))
 	}
@@ -178,9 +197,6 @@ func DecodeAdminRequest(b []byte) (*AdminRequest, error) {
 	}
 	if !bytes.Equal(r.Encode(), b) {
 		return nil, fmt.Errorf("%w: non-canonical admin request", ErrMalformed)
-	}
-	if !ed25519.Verify(r.Signer[:], r.signedMessage(), r.Signature[:]) {
-		return nil, fmt.Errorf("%w: admin request", ErrBadSignature)
 	}
 	return r, nil
 }

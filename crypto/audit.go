@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -149,10 +148,11 @@ func (e *AuditEntry) parts() (*auditParts, error) {
 	r := &reader{b: e.Body}
 	switch e.Kind {
 	case AuditAdminAction:
-		p.req, p.reqErr = DecodeAdminRequest(e.Body)
-		if p.reqErr != nil && !errors.Is(p.reqErr, ErrBadSignature) {
-			return nil, fmt.Errorf("audit entry %d: %w", e.Seq, p.reqErr)
+		req, err := decodeAdminRequest(e.Body)
+		if err != nil {
+			return nil, fmt.Errorf("audit entry %d: %w", e.Seq, err)
 		}
+		p.req, p.reqErr = req, req.verify()
 		return p, nil
 	case AuditRosterCommit:
 		p.op = r.str8(1, MaxAuditOp, "audit op")
@@ -292,11 +292,11 @@ func (st *auditState) verify(e *AuditEntry) AuditRecord {
 	}
 	switch e.Kind {
 	case AuditAdminAction:
+		req := p.req
+		rec.Actor, rec.Action, rec.Details = req.Fingerprint(), req.Action, describeArgs(req)
 		if p.reqErr != nil {
 			return fail(p.reqErr)
 		}
-		req := p.req
-		rec.Actor, rec.Action, rec.Details = req.Fingerprint(), req.Action, describeArgs(req)
 		if err := st.admins.Authorize(req); err != nil {
 			return fail(err)
 		}
