@@ -38,12 +38,12 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
                                    chain; exit 1 on any failure. --out saves the
                                    trail, --in verifies a saved one, --head checks
                                    that it ends at HASH
-join, remove, snapshot and admins add|remove are signed with your identity
-(--identity); a cluster with admins accepts them only from its admins.
   admin ca init DIR                create the cluster CA (DIR/ca.crt, DIR/ca.key)
   admin ca node DIR NODE-ID [--host IP-OR-NAME]...
                                    issue a node certificate (DIR/NODE-ID.crt/.key)
-  admin ca admin DIR NAME          issue an admin certificate (DIR/NAME.crt/.key)`
+  admin ca admin DIR NAME          issue an admin certificate (DIR/NAME.crt/.key)
+join, remove, snapshot and admins add|remove are signed with your identity
+(--identity); a cluster with admins accepts them only from its admins.`
 
 // nodeStatus mirrors cluster.StatusReport.
 type nodeStatus struct {
