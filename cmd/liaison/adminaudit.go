@@ -164,7 +164,7 @@ func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string,
 	var last error
 	for _, base := range bases {
 		var out [][]byte
-		head := ""
+		head, total := "", 0
 		for {
 			url := fmt.Sprintf("%s/cluster/audit?from=%d", base, len(out)+1)
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -189,6 +189,12 @@ func fetchAudit(ctx context.Context, e *env, hc *http.Client) ([][]byte, string,
 				break
 			}
 			out = append(out, page...)
+			for _, b := range page {
+				total += len(b)
+			}
+			if total > maxAuditFile {
+				return nil, "", "", fmt.Errorf("admin audit: %s: the trail exceeds %d bytes", base, maxAuditFile)
+			}
 			if len(page) == 0 {
 				return out, head, base, nil
 			}
