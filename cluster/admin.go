@@ -132,6 +132,7 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, n.adminsReport())
 	})
+	n.retentionHandlers(mux, allow)
 	return mux
 }
 

@@ -43,6 +43,10 @@ type command struct {
 	timeMS int64
 	pubs   []Publish
 	body   []byte // kinds 6-8
+	// retention and compact are set for commandRetention and
+	// commandCompact (retention_command.go).
+	retention *retentionCmd
+	compact   *compactCmd
 }
 
 // auditKind maps an admin command kind to the audit entry it appends.
@@ -105,7 +109,11 @@ func decodeCommand(data []byte) (command, error) {
 		c.timeMS, c.body = int64(t), r.b
 		return c, nil
 	}
-	if c.kind != commandPublish {
+	switch c.kind {
+	case commandPublish:
+	case commandRetention, commandCompact:
+		return decodeControl(data)
+	default:
 		return c, fmt.Errorf("%w: unknown kind %d", ErrBadCommand, c.kind)
 	}
 	r := reader{b: data[1:]}

@@ -37,6 +37,7 @@ const (
 	AdminActionBackup       = "backup"        // no args
 	AdminActionAdminsAdd    = "admins-add"    // args: key (hex), name, prev (hex head of the current list)
 	AdminActionAdminsRemove = "admins-remove" // args: key (hex), prev
+	AdminActionRetention    = "retention"     // args: op, max_age, max_count (decimal), clear (true|false)
 )
 
 // AdminRequest is a statement by which a cluster admin asks one node to

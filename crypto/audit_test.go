@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"testing"
@@ -38,11 +39,16 @@ func TestAdminRequestRoundTripAndTamper(t *testing.T) {
 	if _, err := DecodeAdminRequest(b[:len(b)-1]); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated: %v", err)
 	}
-	// A signature over another context does not verify here.
+	// A signature without the context string, or under another one, does
+	// not verify here.
 	forged := *r
-	forged.Signature = [64]byte(alice.SignChallenge(r.unsigned()))
+	forged.Signature = [64]byte(ed25519.Sign(alice.sign, r.unsigned()))
 	if _, err := DecodeAdminRequest(forged.Encode()); !errors.Is(err, ErrBadSignature) {
-		t.Fatalf("challenge signature accepted as admin request: %v", err)
+		t.Fatalf("context-free signature accepted as admin request: %v", err)
+	}
+	forged.Signature = [64]byte(ed25519.Sign(alice.sign, append([]byte(ctxRelayLogin), r.unsigned()...)))
+	if _, err := DecodeAdminRequest(forged.Encode()); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("login-context signature accepted as admin request: %v", err)
 	}
 	if _, err := NewAdminRequest(detRand("x"), alice, "Bad Action", "n1", 0, nil); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("bad action: %v", err)

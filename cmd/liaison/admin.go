@@ -38,6 +38,10 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
                                    chain; exit 1 on any failure. --out saves the
                                    trail, --in verifies a saved one, --head checks
                                    that it ends at HASH
+  admin retention OP [--max-age DURATION] [--max-count N] [--clear]
+                                   show or set an operation's retention (entries
+                                   older or beyond the newest N are removed;
+                                   roster commits are kept)
   admin ca init DIR                create the cluster CA (DIR/ca.crt, DIR/ca.key)
   admin ca node DIR NODE-ID [--host IP-OR-NAME]...
                                    issue a node certificate (DIR/NODE-ID.crt/.key)
@@ -75,6 +79,10 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 	auditOut := fs.String("out", "", "audit: also write the trail to this file")
 	auditIn := fs.String("in", "", "audit: verify this saved trail instead of fetching it")
 	auditHead := fs.String("head", "", "audit: the hash (hex) the trail must end with")
+	var ret retentionFlags
+	if args[0] == "retention" {
+		ret.register(fs)
+	}
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -97,6 +105,11 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: admin remove NODE-ID", errUsage)
 		}
 		return adminChange(ctx, e, hc, "remove", map[string]string{"id": pos[0]})
+	case "retention":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin retention OP [--max-age DURATION] [--max-count N] [--clear]", errUsage)
+		}
+		return adminRetention(ctx, e, hc, pos[0], &ret)
 	case "snapshot":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: admin snapshot FILE", errUsage)
