@@ -66,6 +66,9 @@ func TestMembersCatchUpAcrossRetention(t *testing.T) {
 	if err != nil || !strings.Contains(sout, "max count 3 (its own)") {
 		t.Fatalf("admin retention: %v\n%s", err, sout)
 	}
+	if aout, err := cliAs(t, nil, "--relay", n.addr.String(), "admin", "audit"); err != nil || !strings.Contains(aout, `max_count="3" op="retention-op"`) {
+		t.Fatalf("retention change not in the audit trail: %v\n%s", err, aout)
+	}
 	if done, err := n.cluster.CompactNow(ctx); err != nil || done != 1 {
 		t.Fatalf("compact: %d %v", done, err)
 	}
