@@ -117,6 +117,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	setupAdmins(cfg, cn, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cn.Close()
