@@ -23,8 +23,9 @@ func (s *Session) apply(oc *opCtx, m clients.Message) error {
 	switch m.Kind {
 	case wire.KindCommit:
 		e = s.applyCommit(oc, m.Envelope)
-	case wire.KindMessage:
+	case wire.KindMessage, wire.KindTask:
 		e = s.applyMessage(oc, m.Seq, m.Envelope)
+		checkTasking(oc, m.Kind, &e)
 	default:
 		e = Entry{Kind: EntryRejected, Warnings: []string{fmt.Sprintf("entry of unknown kind %d ignored", m.Kind)}}
 	}
@@ -131,6 +132,7 @@ func (s *Session) applyMessage(oc *opCtx, seq uint64, env []byte) Entry {
 			e.Warnings = append(e.Warnings, fmt.Sprintf("authentic message with unreadable content: %v", perr))
 		} else {
 			e.Type, e.Text, e.TimeMS = p.Type, p.Text, p.TimeMS
+			e.TaskID, e.Priority, e.DueMS, e.State = p.TaskID, wire.Class(p.Priority), p.DueMS, AckState(p.State)
 		}
 		if msg.Missed > 0 {
 			e.Warnings = append(e.Warnings, fmt.Sprintf("%d earlier message(s) from %s not received (dropped, or delayed)", msg.Missed, msg.SenderName))
@@ -152,7 +154,7 @@ func (s *Session) applyMessage(oc *opCtx, seq uint64, env []byte) Entry {
 		for i, p := range st.Pending {
 			if string(p.Hash) == string(h[:]) {
 				st.Pending = append(st.Pending[:i:i], st.Pending[i+1:]...)
-				return Entry{Kind: EntryOwn, Sender: s.self[:], SenderName: s.id.Name(), TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index}
+				return p.entry(s.self[:], s.id.Name())
 			}
 		}
 		return rejected("a message signed by you that this device's state does not know (state restored from an older copy, your identity used on another device, or a replay); your sending chain was moved past it")
