@@ -40,6 +40,12 @@ type Config struct {
 	// OpenOps lets any authenticated client publish to and subscribe to
 	// operations that have no roster. For tests and benchmarks only.
 	OpenOps bool
+	// Peers gives the other nodes' presence reports (nil: this node's
+	// table only).
+	Peers Peers
+	// PresenceRetention is how long a subscription that ended stays in
+	// the presence table with its last-seen time; default 1 h.
+	PresenceRetention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueBytes == 0 {
 		c.QueueBytes = 1 << 20
+	}
+	if c.PresenceRetention == 0 {
+		c.PresenceRetention = time.Hour
 	}
 	if c.ReadBatch == 0 {
 		c.ReadBatch = 256

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,7 +28,7 @@ type conn struct {
 
 	mu        sync.Mutex
 	room      *sync.Cond // broadcast when the queue drains or the conn closes
-	queue     [][]byte
+	queue     []outFrame
 	queued    int // bytes in queue and being written
 	writing   bool
 	closed    bool
@@ -35,6 +36,15 @@ type conn struct {
 	closeText string
 	subs      map[string]*subscription
 	pingTimer *time.Timer
+	// delivered is the highest sequence of each operation written to the
+	// connection (relay metadata for delivery tracking).
+	delivered map[string]uint64
+
+	// member is the authenticated identity key (set by the handshake once
+	// authentication lands); hasMember false for anonymous connections.
+	member    [32]byte
+	hasMember bool
+	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
@@ -49,6 +59,7 @@ func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 	}
 	c.room = sync.NewCond(&c.mu)
 	c.log = s.cfg.Logger.With("conn", c.id, "remote", remote)
+	c.lastSeen.Store(time.Now().UnixMilli())
 	return c
 }
 
@@ -100,6 +111,8 @@ func (c *conn) readLoop() {
 			if !c.publish(f) {
 				return
 			}
+		case *wire.PresenceReq:
+			c.presence(f)
 		default:
 			c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
 			return
@@ -130,6 +143,7 @@ func isExpectedClose(err error) bool {
 }
 
 func (c *conn) touch() error {
+	c.lastSeen.Store(time.Now().UnixMilli())
 	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
@@ -187,7 +201,8 @@ func (c *conn) publish(f *wire.Publish) bool {
 	return true
 }
 
-// send encodes f and queues it. Frames for a closed connection are dropped.
+// send encodes f (a frame of operation op, or "" for none) and queues it.
+// Frames for a closed connection are dropped.
 func (c *conn) send(f wire.Frame) {
 	b, err := wire.Encode(f)
 	if err != nil {
@@ -195,11 +210,26 @@ func (c *conn) send(f wire.Frame) {
 		return
 	}
 	c.mu.Lock()
-	c.enqueueLocked(b)
+	c.enqueueLocked(ctlFrame(b, frameOp(f)))
 	c.mu.Unlock()
 }
 
-func (c *conn) enqueueLocked(frames ...[]byte) {
+// frameOp is the operation a server frame concerns, "" for none.
+func frameOp(f wire.Frame) string {
+	switch f := f.(type) {
+	case *wire.Ack:
+		return f.Op
+	case *wire.Error:
+		return f.Op
+	case *wire.Subscribed:
+		return f.Op
+	case *wire.Presence:
+		return f.Op
+	}
+	return ""
+}
+
+func (c *conn) enqueueLocked(frames ...outFrame) {
 	if c.closed || c.closeCode != 0 {
 		return
 	}
@@ -235,10 +265,11 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for _, b := range batch {
+		prioritize(batch)
+		for _, f := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
-				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+				err = c.ws.WriteMessage(websocket.BinaryMessage, f.b)
 			}
 			if err != nil {
 				c.log.Debug("write failed", "err", err)
@@ -251,6 +282,7 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		c.queued -= frameBytes(batch)
+		c.recordDeliveredLocked(batch)
 		c.room.Broadcast()
 		c.mu.Unlock()
 	}
@@ -269,7 +301,7 @@ func (c *conn) failClose(code wire.Code, msg string, closeCode int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
-		c.enqueueLocked(b)
+		c.enqueueLocked(ctlFrame(b, ""))
 	}
 	c.closeCode, c.closeText = closeCode, code.String()
 	if !c.writing && !c.closed {
@@ -295,6 +327,7 @@ func (c *conn) shutdown() {
 	c.closed = true
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
+		c.departLocked(s)
 		s.endLocked()
 		subs = append(subs, s)
 	}

@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"liaison/relay/wire"
 )
@@ -22,6 +23,7 @@ type subscription struct {
 	op string
 
 	next    uint64 // next sequence to deliver
+	since   int64  // Unix ms of the subscribe
 	live    bool
 	pulling bool
 	ended   bool
@@ -42,7 +44,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 			Message: fmt.Sprintf("entries before %d were removed by retention", head.First)})
 		return
 	}
-	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
+	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true, since: time.Now().UnixMilli()}
 	c.s.stats.subs.Add(1)
 	c.mu.Lock()
 	if c.closed {
@@ -61,7 +63,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 	c.subs[f.Op] = s
 	behind := c.s.log.Ready() != nil
 	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First, Behind: behind}); err == nil {
-		c.enqueueLocked(b)
+		c.enqueueLocked(ctlFrame(b, f.Op))
 	}
 	c.s.wg.Add(1)
 	c.mu.Unlock()
@@ -76,6 +78,7 @@ func (c *conn) unsubscribe(op string) {
 	c.mu.Lock()
 	s := c.subs[op]
 	if s != nil {
+		c.departLocked(s)
 		s.endLocked()
 		delete(c.subs, op)
 	}
@@ -123,7 +126,7 @@ func (s *subscription) offer(b *announcement) {
 // framesFrom returns the deliver frames for b's entries from s.next on: the
 // batch's shared frames when s takes all of it (the usual case), else its
 // own encoding of the tail.
-func (s *subscription) framesFrom(b *announcement) ([][]byte, error) {
+func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	if s.next == b.Seq {
 		return b.wholeFrames()
 	}
@@ -132,11 +135,14 @@ func (s *subscription) framesFrom(b *announcement) ([][]byte, error) {
 	for _, e := range b.Envelopes[:skip] {
 		prev = chainNext(prev, e)
 	}
-	var kinds []uint8
+	var kinds, classes []uint8
 	if len(b.Kinds) > 0 {
 		kinds = b.Kinds[skip:]
 	}
-	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds)
+	if len(b.Classes) > 0 {
+		classes = b.Classes[skip:]
+	}
+	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes)
 }
 
 func (s *subscription) startPullLocked() {
@@ -172,9 +178,9 @@ func (s *subscription) pull() {
 			s.abort(err)
 			return
 		}
-		var frames [][]byte
+		var frames []outFrame
 		if len(b.Envelopes) > 0 {
-			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds); err != nil {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes); err != nil {
 				s.abort(err)
 				return
 			}
