@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,12 +57,16 @@ func (p *Presence) Delivered() map[[32]byte]uint64 {
 // ephemeral (gossiped between nodes, not replicated through Raft), so a
 // node that just started or lost its peers answers with what it knows. If
 // the connection drops before the answer, the request is sent again on the
-// next connection.
+// next connection, up to maxPresenceAttempts times in all (a relay that does
+// not know the request closes the connection).
 func (c *Client) Presence(ctx context.Context, op string) (*Presence, error) {
 	if !wire.ValidOp(op) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidOp, op)
 	}
-	for {
+	for attempt := 1; ; attempt++ {
+		if attempt > maxPresenceAttempts {
+			return nil, fmt.Errorf("clients: presence of %s: %w", op, ErrConnectionLost)
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
@@ -81,6 +86,7 @@ func (c *Client) Presence(ctx context.Context, op string) (*Presence, error) {
 			t := time.NewTimer(c.opts.ReconnectMin)
 			select {
 			case <-t.C:
+				attempt-- // waiting for a connection is not an attempt
 				continue
 			case <-ctx.Done():
 				t.Stop()
@@ -121,6 +127,13 @@ func (c *Client) Presence(ctx context.Context, op string) (*Presence, error) {
 		}
 	}
 }
+
+// maxPresenceAttempts bounds the connections a presence request is sent on.
+const maxPresenceAttempts = 3
+
+// ErrConnectionLost is returned by a request whose connections kept
+// dropping before it was answered.
+var ErrConnectionLost = errors.New("clients: connection lost before the answer")
 
 type presenceAnswer struct {
 	p   *Presence
