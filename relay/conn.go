@@ -39,6 +39,9 @@ type conn struct {
 	// delivered is the highest sequence of each operation written to the
 	// connection (relay metadata for delivery tracking).
 	delivered map[string]uint64
+	// ops lists the operations the connection subscribed or published
+	// to, with the time of the first (presence).
+	ops map[string]int64
 
 	// member is the authenticated identity key (set by the handshake once
 	// authentication lands); hasMember false for anonymous connections.
@@ -180,6 +183,9 @@ func (c *conn) publish(f *wire.Publish) bool {
 			return false
 		}
 	}
+	c.mu.Lock()
+	c.joinLocked(f.Op)
+	c.mu.Unlock()
 	p := Publish{Op: f.Op, Class: uint8(f.Class), Kind: uint8(f.Kind), Envelope: f.Envelope}
 	copy(p.MsgID[:], f.MsgID)
 	req, op := f.Req, f.Op
@@ -327,9 +333,11 @@ func (c *conn) shutdown() {
 	c.closed = true
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
-		c.departLocked(s)
 		s.endLocked()
 		subs = append(subs, s)
+	}
+	for op := range c.ops {
+		c.departLocked(op)
 	}
 	c.subs = nil
 	c.queue = nil

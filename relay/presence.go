@@ -76,9 +76,24 @@ func (t *presenceTable) snapshot(now time.Time, retention time.Duration, op stri
 	return out
 }
 
-// entryLocked describes subscription s of c; c.mu is held.
-func (c *conn) entryLocked(s *subscription) wire.PresenceEntry {
-	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed && !s.ended, Since: s.since, LastSeen: c.lastSeen.Load(), Delivered: c.delivered[s.op]}
+// maxPresenceOps bounds the operations a connection is listed in.
+const maxPresenceOps = 1024
+
+// joinLocked lists c in op's presence from now on (on its first subscribe
+// or publish to op); c.mu is held.
+func (c *conn) joinLocked(op string) {
+	if _, ok := c.ops[op]; ok || len(c.ops) >= maxPresenceOps {
+		return
+	}
+	if c.ops == nil {
+		c.ops = make(map[string]int64)
+	}
+	c.ops[op] = time.Now().UnixMilli()
+}
+
+// entryLocked describes c's presence in op; c.mu is held.
+func (c *conn) entryLocked(op string) wire.PresenceEntry {
+	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed, Since: c.ops[op], LastSeen: c.lastSeen.Load(), Delivered: c.delivered[op]}
 	if id, ok := c.identity(); ok {
 		e.Member = id[:]
 	}
@@ -88,11 +103,11 @@ func (c *conn) entryLocked(s *subscription) wire.PresenceEntry {
 	return e
 }
 
-// depart records that subscription s of c ended; c.mu is held.
-func (c *conn) departLocked(s *subscription) {
-	e := c.entryLocked(s)
+// departLocked records that c, listed in op, disconnected; c.mu is held.
+func (c *conn) departLocked(op string) {
+	e := c.entryLocked(op)
 	e.Connected = false
-	c.s.presence.add(departed{op: s.op, entry: e, at: time.Now()}, c.s.cfg.PresenceRetention)
+	c.s.presence.add(departed{op: op, entry: e, at: time.Now()}, c.s.cfg.PresenceRetention)
 }
 
 // identity returns the connection's authenticated identity key. Until
@@ -118,7 +133,8 @@ func (c *conn) recordDeliveredLocked(batch []outFrame) {
 }
 
 // localPresence returns this node's entries for op ("" for every
-// operation): live subscriptions, then departed ones.
+// operation): open connections that subscribed or published to it, then
+// departed ones.
 func (s *Server) localPresence(op string) (ops []string, entries []wire.PresenceEntry) {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
@@ -128,10 +144,12 @@ func (s *Server) localPresence(op string) (ops []string, entries []wire.Presence
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		for name, sub := range c.subs {
-			if op == "" || name == op {
-				ops = append(ops, name)
-				entries = append(entries, c.entryLocked(sub))
+		if !c.closed {
+			for name := range c.ops {
+				if op == "" || name == op {
+					ops = append(ops, name)
+					entries = append(entries, c.entryLocked(name))
+				}
 			}
 		}
 		c.mu.Unlock()

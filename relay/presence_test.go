@@ -100,7 +100,7 @@ func TestPresenceAndDelivery(t *testing.T) {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.mu.Lock()
-		if len(c.subs) == 1 && !c.hasMember {
+		if len(c.ops) == 1 && !c.hasMember {
 			c.member, c.hasMember = member, true
 			c.mu.Unlock()
 			break

@@ -3,7 +3,6 @@ package relay
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"liaison/relay/wire"
 )
@@ -23,7 +22,6 @@ type subscription struct {
 	op string
 
 	next    uint64 // next sequence to deliver
-	since   int64  // Unix ms of the subscribe
 	live    bool
 	pulling bool
 	ended   bool
@@ -44,7 +42,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 			Message: fmt.Sprintf("entries before %d were removed by retention", head.First)})
 		return
 	}
-	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true, since: time.Now().UnixMilli()}
+	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
 	c.s.stats.subs.Add(1)
 	c.mu.Lock()
 	if c.closed {
@@ -61,6 +59,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		old.endLocked()
 	}
 	c.subs[f.Op] = s
+	c.joinLocked(f.Op)
 	behind := c.s.log.Ready() != nil
 	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First, Behind: behind}); err == nil {
 		c.enqueueLocked(ctlFrame(b, f.Op))
@@ -78,7 +77,6 @@ func (c *conn) unsubscribe(op string) {
 	c.mu.Lock()
 	s := c.subs[op]
 	if s != nil {
-		c.departLocked(s)
 		s.endLocked()
 		delete(c.subs, op)
 	}
