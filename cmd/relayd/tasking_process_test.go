@@ -47,7 +47,7 @@ func officersBinary(t testing.TB) string {
 
 // officersProc is a running testdata/officers process.
 type officersProc struct {
-	t   *testing.T
+	t      *testing.T
 	in     io.WriteCloser
 	out    *bufio.Scanner
 	stderr *strings.Builder
