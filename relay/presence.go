@@ -2,7 +2,6 @@ package relay
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -94,8 +93,8 @@ func (c *conn) joinLocked(op string) {
 // entryLocked describes c's presence in op; c.mu is held.
 func (c *conn) entryLocked(op string) wire.PresenceEntry {
 	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed, Since: c.ops[op], LastSeen: c.lastSeen.Load(), Delivered: c.delivered[op]}
-	if id, ok := c.identity(); ok {
-		e.Member = id[:]
+	if t := c.Identity(); t != nil {
+		e.Member = t.SigningKey[:]
 	}
 	if e.Node == "" {
 		e.Node = "local"
@@ -108,12 +107,6 @@ func (c *conn) departLocked(op string) {
 	e := c.entryLocked(op)
 	e.Connected = false
 	c.s.presence.add(departed{op: op, entry: e, at: time.Now()}, c.s.cfg.PresenceRetention)
-}
-
-// identity returns the connection's authenticated identity key. Until
-// authentication lands (h/auth), connections are anonymous.
-func (c *conn) identity() ([32]byte, bool) {
-	return c.member, c.hasMember
 }
 
 // recordDeliveredLocked notes the highest sequence of each operation
@@ -223,22 +216,14 @@ func (s *Server) presenceOf(op string) ([]wire.PresenceEntry, bool) {
 	return entries, false
 }
 
-// presence answers a presence request. Access follows subscribe's rule
-// (members of the operation, once authentication lands).
+// presence answers a presence request. Access follows subscribe's rule:
+// members of the operation (any connection with OpenOps on an operation
+// without a roster).
 func (c *conn) presence(f *wire.PresenceReq) {
-	if err := c.mayRead(f.Op); err != nil {
-		c.send(errorFrame(f.Req, f.Op, wire.CodeForbidden, err.Error()))
+	if rf := c.mayRead(f.Op); rf != nil {
+		c.sendRefusal(f.Req, f.Op, rf)
 		return
 	}
 	entries, truncated := c.s.presenceOf(f.Op)
 	c.send(&wire.Presence{Req: f.Req, Op: f.Op, Entries: entries, Truncated: truncated, Time: time.Now().UnixMilli()})
-}
-
-// mayRead reports whether the connection may read op (subscribe, or ask
-// for its presence). Until access control lands every connection may.
-func (c *conn) mayRead(op string) error {
-	if !wire.ValidOp(op) {
-		return fmt.Errorf("invalid operation %q", op)
-	}
-	return nil
 }

@@ -2,12 +2,15 @@ package relay
 
 import (
 	"bytes"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
+	"liaison/relay/relaytest"
 	"liaison/relay/wire"
 )
 
@@ -17,23 +20,18 @@ type rawClient struct {
 	ws *websocket.Conn
 }
 
-// dialRaw connects and completes the hello/auth/welcome handshake.
-func dialRaw(t *testing.T, url string) *rawClient {
+// dialRaw connects and completes the handshake as id (nil: a fresh one).
+func dialRaw(t *testing.T, url string, id *crypto.Identity) *rawClient {
 	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	c := &rawClient{t: t, ws: ws}
-	if _, ok := c.read().(*wire.Hello); !ok {
-		t.Fatal("no hello")
+	if _, err := relaytest.Handshake(ws, id); err != nil {
+		t.Fatal(err)
 	}
-	c.write(&wire.Auth{Version: wire.Version})
-	if _, ok := c.read().(*wire.Welcome); !ok {
-		t.Fatal("no welcome")
-	}
-	return c
+	return &rawClient{t: t, ws: ws}
 }
 
 func (c *rawClient) write(f wire.Frame) {
@@ -88,26 +86,17 @@ func TestPresenceAndDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, hs := newTestServer(t, Config{NodeID: "n1", Peers: fakePeers{reports: [][]byte{report, []byte("garbage")}}})
-	a, b := dialRaw(t, hs.URL), dialRaw(t, hs.URL)
+	s, _, hs := newTestServer(t, Config{NodeID: "n1", OpenOps: true, Peers: fakePeers{reports: [][]byte{report, []byte("garbage")}}})
+	aID, err := crypto.NewIdentity(rand.Reader, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := aID.PublicKey()
+	a, b := dialRaw(t, hs.URL, aID), dialRaw(t, hs.URL, nil)
 	for _, c := range []*rawClient{a, b} {
 		c.write(&wire.Subscribe{Req: 1, Op: "op", From: 1})
 		c.readUntil(func(f wire.Frame) bool { _, ok := f.(*wire.Subscribed); return ok })
 	}
-	// Give a an identity, as authentication will.
-	var member [32]byte
-	member[0] = 7
-	s.mu.Lock()
-	for c := range s.conns {
-		c.mu.Lock()
-		if len(c.ops) == 1 && !c.hasMember {
-			c.member, c.hasMember = member, true
-			c.mu.Unlock()
-			break
-		}
-		c.mu.Unlock()
-	}
-	s.mu.Unlock()
 	a.write(&wire.Publish{Req: 2, Op: "op", MsgID: bytes.Repeat([]byte{1}, 16), Envelope: []byte("x")})
 	for _, c := range []*rawClient{a, b} {
 		c.readUntil(func(f wire.Frame) bool { d, ok := f.(*wire.Deliver); return ok && d.Seq == 1 })

@@ -30,6 +30,14 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if *from == 0 {
 		return fmt.Errorf("%w: --from must be at least 1", errUsage)
 	}
+	for _, op := range pos {
+		if err := checkOp(op); err != nil {
+			return err
+		}
+	}
+	if *all == (len(pos) > 0) {
+		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
+	}
 	s, done, err := e.openSession(ctx, true)
 	if err != nil {
 		return err
@@ -97,6 +105,8 @@ func printEntry(e *env, prefix string, en session.Entry) {
 		body = "[sent before you joined]"
 	case session.EntryNotMember:
 		body = "[sent while you were not a member]"
+	case session.EntryCompacted:
+		body = "[" + sanitize(en.Summary) + "]"
 	default:
 		body = "[rejected]"
 	}

@@ -141,6 +141,14 @@ func cmdTaskStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, op := range pos {
+		if err := checkOp(op); err != nil {
+			return err
+		}
+	}
+	if *all == (len(pos) > 0) {
+		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
+	}
 	s, done, err := e.openSession(ctx, true)
 	if err != nil {
 		return err

@@ -162,7 +162,7 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	centre := session.New(home, centreID, dialClient(t, all...), session.Options{KeyUpdateAfter: -1})
+	centre := session.New(home, centreID, dialClientAs(t, nil, centreID, all...), session.Options{KeyUpdateAfter: -1})
 	if _, err := centre.CreateOp(ctx, op, invites); err != nil {
 		t.Fatal(err)
 	}

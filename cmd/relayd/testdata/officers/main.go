@@ -86,7 +86,7 @@ func run(relays, op string, n int, home string) error {
 		case "join":
 			err := each(offs, func(i int, o *officer) error {
 				order := append([]string{addrs[i%len(addrs)]}, addrs...)
-				c, err := clients.Dial(ctx, order, clients.Options{Logger: quiet, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
+				c, err := clients.Dial(ctx, order, clients.Options{Logger: quiet, Identity: o.id, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
 				if err != nil {
 					return err
 				}
