@@ -188,8 +188,8 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 		t.Fatalf("task send: %q", out)
 	}
 	offs.send("ack " + m[1])
-	offs.await("acked")
-	t.Logf("%d acknowledgements after %v", n, time.Since(start).Round(time.Millisecond))
+	cpu := offs.await("acked")
+	t.Logf("%d acknowledgements after %v (officers process: %s)", n, time.Since(start).Round(time.Millisecond), strings.Join(cpu, " "))
 
 	// The CLI's status shows every acknowledgement.
 	out = runCLI("task", "status", op)
@@ -236,6 +236,28 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 		return total >= n && len(perNode) == 3
 	})
 	t.Logf("connections with the task delivered, per node: %v", perNode)
-	t.Logf("tasking round with %d officers on 3 nodes: %v", n, time.Since(start).Round(time.Millisecond))
+	var relayCPU []string
+	for _, nd := range nodes {
+		relayCPU = append(relayCPU, procCPU(nd.cmd.Process.Pid))
+	}
+	t.Logf("tasking round with %d officers on 3 nodes: %v (relayd CPU %s)", n, time.Since(start).Round(time.Millisecond), strings.Join(relayCPU, ", "))
 	offs.send("quit")
+}
+
+// procCPU returns a process's CPU time (user+system) from /proc, or "?".
+func procCPU(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "?"
+	}
+	// Fields after the command name (which ends with ')'): utime is the
+	// 12th, stime the 13th, in clock ticks (100 per second on Linux).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return "?"
+	}
+	var u, s float64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &s)
+	return fmt.Sprintf("%.1fs", (u+s)/100)
 }

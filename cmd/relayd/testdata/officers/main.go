@@ -9,7 +9,7 @@
 //	in:  "join"          out: "joined" once every officer processed the genesis
 //	in:  "ack TASK"      out: "acked" once every officer acknowledged TASK
 //	                     (states received, understood, done, unable in turn,
-//	                     note "note I")
+//	                     note "note I"), after "cpu SECONDS" (its CPU time)
 //	in:  "quit" or EOF   closes every connection and exits
 //
 // Errors go to stderr, with exit status 1.
@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"liaison/clients"
@@ -106,6 +107,10 @@ func run(relays, op string, n int, home string) error {
 			})
 			if err != nil {
 				return err
+			}
+			var ru syscall.Rusage
+			if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+				fmt.Printf("cpu %.1fs\n", time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds())
 			}
 			fmt.Println("acked")
 		case "quit":
