@@ -111,7 +111,11 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 	const op = "joint-action-day"
 
 	// The officers' process prints their tokens.
-	cmd := exec.Command(bin, "--relays", strings.Join(all, ","), "--op", op, "--n", fmt.Sprint(n), "--home", t.TempDir())
+	args := []string{"--relays", strings.Join(all, ","), "--op", op, "--n", fmt.Sprint(n), "--home", t.TempDir()}
+	if f := os.Getenv("TASKING_CPUPROFILE"); f != "" {
+		args = append(args, "--cpuprofile", f) // the officers' CPU profile
+	}
+	cmd := exec.Command(bin, args...)
 	stderr := new(strings.Builder)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,9 +48,20 @@ func main() {
 	op := flag.String("op", "", "operation")
 	n := flag.Int("n", 200, "officers")
 	home := flag.String("home", "", "directory for the officers' local state")
+	profile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}()
+		}
+	}
 	if err := run(*relays, *op, *n, *home); err != nil {
 		fmt.Fprintln(os.Stderr, "officers:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
