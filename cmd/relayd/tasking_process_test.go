@@ -50,7 +50,25 @@ type officersProc struct {
 	t      *testing.T
 	in     io.WriteCloser
 	out    *bufio.Scanner
-	stderr *strings.Builder
+	stderr *lockedBuffer
+}
+
+// lockedBuffer is a strings.Builder safe for a writer and readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // await reads lines until want, failing on end of output.
@@ -116,7 +134,7 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 		args = append(args, "--cpuprofile", f) // the officers' CPU profile
 	}
 	cmd := exec.Command(bin, args...)
-	stderr := new(strings.Builder)
+	stderr := new(lockedBuffer)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

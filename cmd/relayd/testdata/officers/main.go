@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -114,8 +115,20 @@ func run(relays, op string, n int, home string) error {
 			fmt.Println("joined")
 		case "ack":
 			err := each(offs, func(i int, o *officer) error {
-				_, err := o.s.AckTask(ctx, op, arg, states[i%len(states)], fmt.Sprintf("note %d", i))
-				return err
+				for {
+					_, err := o.s.AckTask(ctx, op, arg, states[i%len(states)], fmt.Sprintf("note %d", i))
+					if !errors.Is(err, session.ErrNoTask) {
+						return err
+					}
+					// The node this officer reads from has not applied
+					// the task yet (a follower learns of a commit with
+					// the leader's next message): look again shortly.
+					select {
+					case <-time.After(50 * time.Millisecond):
+					case <-ctx.Done():
+						return err
+					}
+				}
 			})
 			if err != nil {
 				return err
