@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"strconv"
@@ -182,5 +183,61 @@ func TestAckStateParse(t *testing.T) {
 	}
 	if _, err := ParseAckState("maybe"); err == nil {
 		t.Fatal("parsed maybe")
+	}
+}
+
+// One session follows two operations over one connection; SyncAll catches
+// both up; Presence reports the fake relay's table.
+func TestSeveralOperationsOneConnection(t *testing.T) {
+	srv := newServer(t)
+	alice := newPerson(t, srv, "alice", Options{})
+	bob := newPerson(t, srv, "bob", Options{})
+	ops := []string{"op-a", "op-b"}
+	for _, op := range ops {
+		if _, err := alice.s.CreateOp(ctxT(t), op, []crypto.Invite{{Token: bob.id.Token(), Role: crypto.RoleOfficer}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := bob.s.SyncAll(ctxT(t), ops)
+	if err != nil || len(got["op-a"]) != 1 || len(got["op-b"]) != 1 {
+		t.Fatalf("SyncAll %v %v", got, err)
+	}
+	before := srv.Handshakes()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	seen := make(chan OpEntry, 8)
+	done := make(chan error, 1)
+	go func() { done <- bob.s.FollowAll(ctx, ops, func(e OpEntry) { seen <- e }) }()
+	// Follow starts after the last processed entry, so whether the sends
+	// land before or after the subscriptions, both are followed.
+	alice.send(t, "op-b", "to b")
+	alice.send(t, "op-a", "to a")
+	texts := map[string]string{}
+	for len(texts) < 2 {
+		select {
+		case e := <-seen:
+			texts[e.Op] = e.Text
+		case <-time.After(20 * time.Second):
+			t.Fatalf("followed %v", texts)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if texts["op-a"] != "to a" || texts["op-b"] != "to b" {
+		t.Fatalf("followed %v", texts)
+	}
+	if srv.Handshakes() != before {
+		t.Fatal("following opened another connection")
+	}
+	p, err := alice.s.Presence(ctxT(t), "op-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Op != "op-a" {
+		t.Fatalf("presence %+v", p)
+	}
+	if _, err := New(t.TempDir(), alice.id, nil, Options{}).Presence(ctxT(t), "op-a"); !errors.Is(err, ErrNoPresence) {
+		t.Fatalf("presence without a relay: %v", err)
 	}
 }
