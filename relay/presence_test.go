@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,79 @@ func TestPrioritizeKeepsPerOperationOrder(t *testing.T) {
 	if routine[0].op != "x" || routine[1].op != "y" || routine[2].last != 2 {
 		t.Fatalf("routine batch reordered: %+v", routine)
 	}
+}
+
+// A connection's writer sends a queued flash frame of one operation ahead
+// of routine frames of others, keeps each operation's own order, and
+// records the highest sequence written per operation.
+func TestWriterSendsFlashFirst(t *testing.T) {
+	s, _, hs := newTestServer(t, Config{NodeID: "n1", OpenOps: true})
+	cl := dialRaw(t, hs.URL, nil)
+	var c *conn
+	waitFor := func(cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal("condition not met")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for x := range s.conns {
+			c = x
+		}
+		return c != nil
+	})
+	frames := func(op string, seq uint64, n int, class uint8) []outFrame {
+		envs := make([][]byte, n)
+		classes := make([]uint8, n)
+		for i := range envs {
+			envs[i] = []byte(fmt.Sprintf("%s-%d", op, seq+uint64(i)))
+			classes[i] = class
+		}
+		var out []outFrame
+		for i := range envs { // one frame per entry
+			f, err := deliverFrames(op, seq+uint64(i), [HashLen]byte{}, envs[i:i+1], nil, classes[i:i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, f...)
+		}
+		return out
+	}
+	// Hold the writer off while the queue fills, as a busy connection would.
+	waitFor(func() bool {
+		c.mu.Lock()
+		if c.writing {
+			c.mu.Unlock()
+			return false
+		}
+		c.writing = true
+		c.enqueueLocked(frames("a", 1, 3, 0)...)
+		c.enqueueLocked(frames("b", 1, 1, 2)...)
+		c.enqueueLocked(frames("a", 4, 1, 0)...)
+		c.enqueueLocked(frames("c", 1, 1, 1)...)
+		c.writing = false
+		c.enqueueLocked(frames("d", 1, 1, 0)...) // starts the writer on the whole queue
+		c.mu.Unlock()
+		return true
+	})
+	var got []string
+	for len(got) < 7 {
+		if d, ok := cl.read().(*wire.Deliver); ok {
+			got = append(got, string(d.Envelopes[0]))
+		}
+	}
+	if want := "b-1 c-1 a-1 a-2 a-3 a-4 d-1"; strings.Join(got, " ") != want {
+		t.Fatalf("written %v, want %s", got, want)
+	}
+	waitFor(func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.delivered["a"] == 4 && c.delivered["b"] == 1 && c.delivered["d"] == 1
+	})
 }
