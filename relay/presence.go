@@ -81,18 +81,18 @@ const maxPresenceOps = 1024
 // joinLocked lists c in op's presence from now on (on its first subscribe
 // or publish to op); c.mu is held.
 func (c *conn) joinLocked(op string) {
-	if _, ok := c.ops[op]; ok || len(c.ops) >= maxPresenceOps {
+	if _, ok := c.joined[op]; ok || len(c.joined) >= maxPresenceOps {
 		return
 	}
-	if c.ops == nil {
-		c.ops = make(map[string]int64)
+	if c.joined == nil {
+		c.joined = make(map[string]int64)
 	}
-	c.ops[op] = time.Now().UnixMilli()
+	c.joined[op] = time.Now().UnixMilli()
 }
 
 // entryLocked describes c's presence in op; c.mu is held.
 func (c *conn) entryLocked(op string) wire.PresenceEntry {
-	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed, Since: c.ops[op], LastSeen: c.lastSeen.Load(), Delivered: c.delivered[op]}
+	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed, Since: c.joined[op], LastSeen: c.lastSeen.Load(), Delivered: c.delivered[op]}
 	if t := c.Identity(); t != nil {
 		e.Member = t.SigningKey[:]
 	}
@@ -138,7 +138,7 @@ func (s *Server) localPresence(op string) (ops []string, entries []wire.Presence
 	for _, c := range conns {
 		c.mu.Lock()
 		if !c.closed {
-			for name := range c.ops {
+			for name := range c.joined {
 				if op == "" || name == op {
 					ops = append(ops, name)
 					entries = append(entries, c.entryLocked(name))

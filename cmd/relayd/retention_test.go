@@ -71,7 +71,7 @@ func TestMembersCatchUpAcrossRetention(t *testing.T) {
 
 	// A plain subscribe below the oldest entry is answered "compacted
 	// before 14".
-	raw := dialRaw(t, n)
+	raw := dialRawAs(t, n.addr.String(), bobID)
 	raw.send(&wire.Subscribe{Req: 1, Op: op, From: 2})
 	if e, ok := raw.read().(*wire.Error); !ok || e.Code != wire.CodeCompacted || e.Seq != 14 {
 		t.Fatalf("plain subscribe from 2: %#v", e)
