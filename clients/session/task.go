@@ -124,8 +124,9 @@ var ErrForbidden = errors.New("session: not allowed by the roster")
 
 func mayTask(r crypto.Role) bool { return r == crypto.RoleAdmin || r == crypto.RoleCentre }
 
-// AckTask acknowledges task (a TaskID, a unique prefix of its hex, or its
-// log sequence in decimal) of op with state and an optional note: a
+// AckTask acknowledges task (its TaskID in hex, a unique prefix of at
+// least 4 hex digits, or its log sequence: a decimal number of fewer than 8
+// digits is taken as a sequence) of op with state and an optional note: a
 // signed, encrypted message with the task's priority as its class. The
 // latest acknowledgement of a member counts.
 func (s *Session) AckTask(ctx context.Context, op, task string, state AckState, note string) (SendResult, error) {
