@@ -40,6 +40,8 @@ type Client struct {
 	subReqs  map[uint64]*Subscription       // outstanding subscribe requests
 	presReqs map[uint64]chan presenceAnswer // outstanding presence requests
 	closed   bool
+
+	ephemeral *crypto.Identity // made up by Dial (no Identity or Signer); destroyed by Close
 }
 
 // Dial connects to the first reachable relay of urls (each "host:port",
@@ -59,6 +61,7 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		norm = append(norm, n)
 	}
 	o := opts.withDefaults()
+	var ephemeral *crypto.Identity
 	if o.Signer == nil {
 		id := o.Identity
 		if id == nil {
@@ -66,6 +69,7 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 			if id, err = crypto.NewIdentity(rand.Reader, "ephemeral"); err != nil {
 				return nil, fmt.Errorf("clients: ephemeral identity: %w", err)
 			}
+			ephemeral = id
 		}
 		o.Signer = IdentitySigner(id)
 	}
@@ -83,6 +87,8 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		subs:     make(map[string]*Subscription),
 		subReqs:  make(map[uint64]*Subscription),
 		presReqs: make(map[uint64]chan presenceAnswer),
+
+		ephemeral: ephemeral,
 	}
 	var errs []error
 	for i, u := range norm {
@@ -101,6 +107,9 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		return c, nil
 	}
 	cancel()
+	if ephemeral != nil {
+		ephemeral.Destroy()
+	}
 	return nil, fmt.Errorf("clients: no relay reachable: %w", errors.Join(errs...))
 }
 
@@ -138,6 +147,9 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 		for _, s := range subs {
 			s.finish(ErrClosed, false)
+		}
+		if c.ephemeral != nil {
+			c.ephemeral.Destroy() // the supervisor, the only signer, has exited
 		}
 	})
 	return nil

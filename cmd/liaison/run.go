@@ -57,7 +57,7 @@ Tasking (end-to-end encrypted; centre and admin members send tasks):
                              per task: who has it (relay delivery), who
                              acknowledged with which state, who is overdue
 Cluster administration:
-  admin status|join|remove|snapshot|ca   see "liaison admin" for details
+  admin status|join|remove|snapshot|admins|audit|ca   see "liaison admin" for details
   help                       show this text
 
 Common flags (before or after the command):
