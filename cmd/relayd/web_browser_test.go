@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,6 +377,53 @@ func TestWebClientBrowser(t *testing.T) {
 	if a, b := alice.entries(), bruno.entries(); len(a) != len(b) {
 		t.Fatalf("Alice shows %d entries, Bruno %d", len(a), len(b))
 	}
+
+	// Tasking: Alice (centre) sends a flash task due now; Bruno
+	// acknowledges it with one tap in his browser, Carl as done with the
+	// CLI. Alice's board shows who received, who acknowledged and who is
+	// overdue (Bruno: received, not done, past due).
+	alice.run(chromedp.Click(chromedp.CSS(`#tabs button[data-tab="tasks"]`)))
+	alice.run(
+		chromedp.SetValue(chromedp.CSS("#task-priority"), "routine"),
+		chromedp.SendKeys(chromedp.CSS("#task-text"), "Report your position hourly"),
+		chromedp.Click(chromedp.CSS("#task-send")),
+	)
+	alice.waitJS("the routine task in Alice's list", `[...document.querySelectorAll("#tasks .task")].some(e => e.textContent.includes("Report your position"))`)
+	alice.run(
+		chromedp.SetValue(chromedp.CSS("#task-priority"), "flash"),
+		chromedp.SetValue(chromedp.CSS("#task-due"), "0.001"),
+		chromedp.SendKeys(chromedp.CSS("#task-text"), "Secure gate 4 before 0900"),
+		chromedp.Click(chromedp.CSS("#task-send")),
+	)
+	alice.waitJS("the task in Alice's list", `[...document.querySelectorAll("#tasks .task")].some(e => e.textContent.includes("Secure gate 4"))`)
+	taskID := evalJS[string](alice, `[...document.querySelectorAll("#tasks .task")].find(e => e.textContent.includes("Secure gate 4")).dataset.task`)
+	if first := evalJS[string](alice, `document.querySelector("#tasks .task").dataset.task`); first != taskID {
+		t.Fatal("the flash task is not on top of Alice's list")
+	}
+	bruno.waitText("TASK (flash): Secure gate 4 before 0900")
+	bruno.run(chromedp.Click(chromedp.CSS(`#tabs button[data-tab="tasks"]`)))
+	bruno.waitJS("the task in Bruno's list", fmt.Sprintf(`!!document.querySelector('#tasks .task.flash[data-task=%q] button.ack-received')`, taskID))
+	bruno.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#tasks .task[data-task=%q] button.ack-received`, taskID))))
+	bruno.waitJS("Bruno's acknowledgement", fmt.Sprintf(`document.querySelector('#tasks .task[data-task=%q]').dataset.state === "received"`, taskID))
+	liaison("task", "ack", op, taskID[:8], "--state", "done")
+	alice.run(chromedp.Click(chromedp.CSS(`#tabs button[data-tab="board"]`)))
+	row := fmt.Sprintf(`document.querySelector('#board tr[data-task=%q]')`, taskID)
+	alice.waitJS("the board", row+` && `+row+`.querySelector(".acknowledged").textContent.startsWith("2/2") && `+
+		row+`.querySelector(".received").textContent.startsWith("2/2") && `+row+`.querySelector(".overdue-cell").textContent === "Bruno"`)
+	board := evalJS[string](alice, `document.querySelector("#board tbody").innerText`)
+	if !regexp.MustCompile(`waiting: (Carl, Bruno|Bruno, Carl)`).MatchString(board) {
+		t.Fatalf("the board does not show the routine task waiting for Bruno and Carl:\n%s", board)
+	}
+	for _, want := range []string{"Bruno (received)", "Carl (done)"} {
+		if !strings.Contains(board, want) {
+			t.Fatalf("the board does not show %q:\n%s", want, board)
+		}
+	}
+	status := liaison("task", "status", op)
+	if !strings.Contains(status, "Bruno") || !strings.Contains(status, "received") || !strings.Contains(status, "done") {
+		t.Fatalf("liaison task status:\n%s", status)
+	}
+	t.Logf("tasking done after %v; board: %q", time.Since(start).Round(time.Millisecond), board)
 
 	file := alice.screenshot("centre-board.png")
 	bruno.screenshot("officer-phone.png")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,6 +74,9 @@ func (a *app) exports() js.Value {
 	set("addMember", async(a.addMember))
 	set("members", async(a.members))
 	set("verifyCode", async(a.verifyCode))
+	set("sendTask", async(a.sendTask))
+	set("ackTask", async(a.ackTask))
+	set("tasks", async(a.tasks))
 	return o
 }
 
@@ -330,10 +334,17 @@ func entryJS(e session.Entry) map[string]any {
 	if len(e.Sender) == 32 {
 		fp = crypto.Fingerprint([32]byte(e.Sender))
 	}
-	return map[string]any{
+	out := map[string]any{
 		"seq": e.Seq, "kind": kind, "sender": e.SenderName, "fingerprint": fp, "verified": e.Verified(),
 		"time": e.TimeMS, "type": e.Type, "text": e.Text, "summary": e.Summary, "epoch": e.Epoch, "warnings": warnings,
 	}
+	if len(e.TaskID) > 0 {
+		out["taskId"] = hex.EncodeToString(e.TaskID)
+		out["priority"] = priorityName(e.Priority)
+		out["state"] = stateName(e.State)
+		out["due"] = e.DueMS
+	}
+	return out
 }
 
 func (a *app) send(args []js.Value) (any, error) {
