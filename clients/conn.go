@@ -101,6 +101,7 @@ func dialConn(ctx context.Context, u string, o *Options) (*conn, error) {
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
 		TLSClientConfig:  o.TLSConfig,
+		NetDialContext:   o.NetDialContext,
 	}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
