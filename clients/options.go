@@ -3,9 +3,9 @@ package clients
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 )
 
