@@ -40,6 +40,7 @@ type config struct {
 	TLSKey     string   `toml:"tls_key" help:"this node's private key"`
 	ClientTLS  bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
 	OpenOps    bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
+	Pprof      bool     `toml:"pprof" help:"serve Go profiles (net/http/pprof) at /debug/pprof/ on the client listener, to loopback clients only (profiling)"`
 
 	// Restore is a one-off action, so a flag only.
 	Restore string `toml:"-"`

@@ -136,6 +136,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	routes.Handle("/cluster/", cn.AdminHandler(allow))
 	met.attach(rs, cn)
 	routes.Handle("GET /metrics", met.handler())
+	if cfg.Pprof {
+		routes.Handle("/debug/pprof/", pprofHandler())
+	}
 	n := &node{
 		log:     log,
 		cluster: cn,
