@@ -13,9 +13,9 @@ func runOutput(bin string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-func splitLines(s string) []string { return strings.Split(s, "\n") }
+func splitLines(s string) []string   { return strings.Split(s, "\n") }
 func indexByte(s string, b byte) int { return strings.IndexByte(s, b) }
-func trim(s string) string          { return strings.TrimSpace(s) }
+func trim(s string) string           { return strings.TrimSpace(s) }
 
 // rowKey identifies a row of a table: everything but the system.
 type rowKey struct {

@@ -23,10 +23,17 @@ type results struct {
 func (r *results) add(f figure) { r.Figures = append(r.Figures, f) }
 
 func runConfig(ctx context.Context, cfg config) error {
+	_, err := measureAll(ctx, cfg)
+	return err
+}
+
+// measureAll runs every configured system and figure, prints the summary
+// and writes the outputs.
+func measureAll(ctx context.Context, cfg config) (*results, error) {
 	res := &results{Command: cfg.command, Started: time.Now().UTC(), Machine: machineNotes()}
 	limit, err := raiseFileLimit(65536)
 	if err != nil {
-		return fmt.Errorf("raise the open-file limit: %w", err)
+		return nil, fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	if need := uint64(cfg.idleConns*2 + 2000); cfg.figures["idle"] && limit < need {
 		cfg.log.Warn("open-file limit below what the idle figure needs", "limit", limit, "need", need)
@@ -34,23 +41,23 @@ func runConfig(ctx context.Context, cfg config) error {
 	work := cfg.workDir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "liaison-bench-"); err != nil {
-			return err
+			return nil, err
 		}
 		defer os.RemoveAll(work)
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	relaydBin := cfg.relayd
 	if relaydBin == "" && contains(cfg.systems, sysLiaison) {
 		cfg.log.Info("building relayd")
 		if relaydBin, err = buildRelayd(ctx, work); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	natsBin := ""
 	if contains(cfg.systems, sysJSAlways) || contains(cfg.systems, sysJSDefault) {
 		if natsBin, err = findNatsServer(cfg.natsServer); err != nil {
-			return err
+			return nil, err
 		}
 		if out, err := runOutput(natsBin, "--version"); err == nil {
 			res.Notes = append(res.Notes, "nats-server: "+out)
@@ -73,7 +80,7 @@ func runConfig(ctx context.Context, cfg config) error {
 			sys, err = startNats(ctx, natsBin, dir, false, cfg.log)
 		}
 		if err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
+			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		err = measureSystem(ctx, cfg, sys, res)
 		sys.close()
@@ -81,12 +88,12 @@ func runConfig(ctx context.Context, cfg config) error {
 			cfg.log.Warn("remove data dir", "err", rmErr)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	res.Finished = time.Now().UTC()
 	printSummary(cfg, res)
-	return writeOutputs(cfg, res)
+	return res, writeOutputs(cfg, res)
 }
 
 func contains(list []string, s string) bool {
