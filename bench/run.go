@@ -35,7 +35,7 @@ func measureAll(ctx context.Context, cfg config) (*results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raise the open-file limit: %w", err)
 	}
-	if need := uint64(cfg.idleConns*2 + 2000); cfg.figures["idle"] && limit < need {
+	if need := uint64(cfg.idleConns + 2000); cfg.figures["idle"] && limit < need {
 		cfg.log.Warn("open-file limit below what the idle figure needs", "limit", limit, "need", need)
 	}
 	work := cfg.workDir
