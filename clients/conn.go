@@ -56,6 +56,11 @@ type conn struct {
 	wtimeout time.Duration
 
 	wmu sync.Mutex // serialises writes
+	nc  *batchConn // the network connection under ws
+
+	qmu     sync.Mutex // guards queue and writing
+	queue   [][]byte   // frames waiting for the current writer
+	writing bool       // a write call is sending the queue
 
 	// unavailable counts consecutive publishes answered "unavailable" on
 	// this connection (guarded by Client.mu); see maxUnavailable.
@@ -65,18 +70,63 @@ type conn struct {
 	done      chan struct{} // closed when the reader goroutine exits
 }
 
-// write sends one frame with a write deadline. A failed write closes the
-// connection so that its reader exits and the supervisor reconnects.
+// write sends one frame. Frames written concurrently are coalesced: the
+// first caller becomes the writer and sends everything queued meanwhile in
+// one batch (one system call), in queue order; the others return at once.
+// A failed write closes the connection so that its reader exits and the
+// supervisor reconnects (and re-sends what was not acknowledged); only the
+// writer sees the error.
 func (c *conn) write(b []byte) error {
-	c.wmu.Lock()
-	c.ws.SetWriteDeadline(time.Now().Add(c.wtimeout))
-	err := c.ws.WriteMessage(websocket.BinaryMessage, b)
-	c.wmu.Unlock()
-	if err != nil {
-		c.close()
-		return fmt.Errorf("clients: write to %s: %w", c.url, err)
+	c.qmu.Lock()
+	c.queue = append(c.queue, b)
+	if c.writing {
+		c.qmu.Unlock()
+		return nil
 	}
-	return nil
+	c.writing = true
+	c.qmu.Unlock()
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			c.writing = false
+			c.qmu.Unlock()
+			return nil
+		}
+		c.qmu.Unlock()
+		if err := c.writeBatch(batch); err != nil {
+			c.qmu.Lock()
+			c.queue, c.writing = nil, false
+			c.qmu.Unlock()
+			c.close()
+			return fmt.Errorf("clients: write to %s: %w", c.url, err)
+		}
+	}
+}
+
+func (c *conn) writeBatch(batch [][]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.nc == nil || len(batch) == 1 {
+		for _, b := range batch {
+			c.ws.SetWriteDeadline(time.Now().Add(c.wtimeout))
+			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	c.nc.begin()
+	for _, b := range batch {
+		c.ws.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			c.nc.flush()
+			return err
+		}
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout))
+	return c.nc.flush()
 }
 
 // writeFrame encodes and writes f.
@@ -97,11 +147,23 @@ func (c *conn) close() {
 func dialConn(ctx context.Context, u string, o *Options) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
+	dial := o.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	var nc *batchConn
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
 		TLSClientConfig:  o.TLSConfig,
-		NetDialContext:   o.NetDialContext,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			nc = &batchConn{Conn: c}
+			return nc, nil
+		},
 	}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
@@ -111,7 +173,7 @@ func dialConn(ctx context.Context, u string, o *Options) (*conn, error) {
 		return nil, fmt.Errorf("dial %s: %w", u, err)
 	}
 	ws.SetReadLimit(wire.MaxServerFrame)
-	c := &conn{ws: ws, url: u, wtimeout: o.WriteTimeout, done: make(chan struct{})}
+	c := &conn{ws: ws, nc: nc, url: u, wtimeout: o.WriteTimeout, done: make(chan struct{})}
 	// Make ctx cancellation interrupt blocking handshake reads and writes.
 	stop := context.AfterFunc(ctx, func() { ws.SetReadDeadline(time.Now()); ws.SetWriteDeadline(time.Now()) })
 	err = c.handshake(ctx, o)
