@@ -168,7 +168,7 @@ func measureField(ctx context.Context, lc *liaisonCluster, cfg config) (fieldRes
 	defer sh.Close()
 	start := time.Now()
 	bc, err := clients.Dial(ctx, []string{sh.addr()}, clients.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ClientName: "bench-field", DialTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ClientName: "bench-field", DialTimeout: time.Minute, Identity: bob,
 	})
 	if err != nil {
 		return fieldResult{}, fmt.Errorf("dial through the shaper: %w", err)
@@ -207,7 +207,7 @@ func measureField(ctx context.Context, lc *liaisonCluster, cfg config) (fieldRes
 // envelope names the genesis as the log head Alice had seen. Publishes are
 // pipelined, at most 64 in flight, well inside crypto.MaxSkip.
 func sendField(ctx context.Context, lc *liaisonCluster, alice, bob *crypto.Identity, n int) error {
-	ac, err := lc.dial(ctx, 0, clients.Options{})
+	ac, err := lc.dial(ctx, 0, clients.Options{Identity: alice})
 	if err != nil {
 		return err
 	}

@@ -138,12 +138,16 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results) er
 					stop()
 					return fmt.Errorf("latency %d B at %d/s: %w", pl, rate, err)
 				}
-				logf("latency", "payload", pl, "rate", rate, "p50", r.p50, "p99", r.p99, "p999", r.p999, "delivered_per_s", round(r.delivered))
+				logf("latency", "payload", pl, "rate", rate, "p50", r.p50, "p99", r.p99, "p999", r.p999, "delivered_per_s", round(r.delivered), "missing", r.missing)
+				note := ""
+				if r.missing > 0 {
+					note = fmt.Sprintf("lower bound: %d messages not delivered %v after the load stopped", r.missing, latencyWait)
+				}
 				for _, x := range []struct {
 					m string
 					v time.Duration
 				}{{mLatP50, r.p50}, {mLatP99, r.p99}, {mLatP999, r.p999}} {
-					res.add(figure{System: name, Metric: x.m, PayloadBytes: pl, OfferedRate: rate, Value: float64(x.v) / 1e6, Unit: "ms"})
+					res.add(figure{System: name, Metric: x.m, PayloadBytes: pl, OfferedRate: rate, Value: float64(x.v) / 1e6, Unit: "ms", Note: note})
 				}
 				res.add(figure{System: name, Metric: mDelivered, PayloadBytes: pl, OfferedRate: rate, Value: r.delivered, Unit: "msgs/s"})
 			}
