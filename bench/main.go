@@ -61,6 +61,7 @@ type config struct {
 	relayd     string // prebuilt relayd binary; empty: build one
 	natsServer string
 	pprofDir   string
+	keepGoing  bool
 	command    string
 	log        *slog.Logger
 	out        io.Writer
@@ -93,6 +94,7 @@ func parseConfig(args []string, stdout, stderr io.Writer) (config, error) {
 	natsServer := fs.String("nats-server", "", "nats-server binary (default: $NATS_SERVER, $PATH, $GOBIN, ~/go/bin)")
 	pprofDir := fs.String("pprof", "", "write CPU profiles of relayd node 1 per figure into this directory")
 	verbose := fs.Bool("v", false, "log progress in detail")
+	keepGoing := fs.Bool("keep-going", false, "note a failed figure in the report and go on with the next (default: stop the run)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -100,7 +102,7 @@ func parseConfig(args []string, stdout, stderr io.Writer) (config, error) {
 		smoke: *smoke, duration: *duration, catchupN: *catchupN, idleConns: *idle,
 		fanoutSubs: *fanSubs, fanoutMsgs: *fanMsgs, fieldMsgs: *fieldMsgs,
 		linkBPS: *linkBPS, linkRTT: *linkRTT, jsonOut: *jsonOut, docOut: *docOut, plotOut: *plotOut,
-		workDir: *workDir, relayd: *relayd, natsServer: *natsServer, pprofDir: *pprofDir,
+		workDir: *workDir, relayd: *relayd, natsServer: *natsServer, pprofDir: *pprofDir, keepGoing: *keepGoing,
 		figures: map[string]bool{}, out: stdout,
 		command: "go run ./bench " + strings.Join(args, " "),
 	}

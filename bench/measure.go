@@ -335,7 +335,7 @@ func measureCatchup(ctx context.Context, sys system, n int, logf func(string, ..
 
 // measureIdle opens n idle authenticated WebSocket connections to node 0 and
 // returns the growth of its resident set per connection, in bytes.
-func measureIdle(ctx context.Context, sys system, n int) (float64, error) {
+func measureIdle(ctx context.Context, sys system, n int, inspect func(stage string)) (float64, error) {
 	pid := sys.pid(0)
 	// Warm the listener up with a few connections first, so that
 	// one-off allocations are not charged to the measured ones.
@@ -348,6 +348,7 @@ func measureIdle(ctx context.Context, sys system, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	inspect("before")
 	conns, err := sys.idleConns(ctx, 0, n)
 	if err != nil {
 		return 0, err
@@ -357,6 +358,7 @@ func measureIdle(ctx context.Context, sys system, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	inspect("after")
 	return float64(after-before) / float64(n), nil
 }
 

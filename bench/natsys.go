@@ -233,10 +233,20 @@ func (p *natsPublisher) publish(ctx context.Context, payload []byte) error {
 }
 
 func (p *natsPublisher) publishAsync(ctx context.Context, payload []byte, done func(error)) {
-	f, err := p.js.PublishAsync(p.subj, payload)
-	if err != nil {
-		done(err)
-		return
+	var f jetstream.PubAckFuture
+	for {
+		var err error
+		f, err = p.js.PublishAsync(p.subj, payload)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+			done(err)
+			return
+		}
+		// At the client's limit of outstanding publishes: wait, as the
+		// Liaison client blocks at its in-flight limit.
+		time.Sleep(time.Millisecond)
 	}
 	go func() {
 		select {

@@ -48,3 +48,25 @@ func (lc *liaisonCluster) profile(ctx context.Context, dir, fig string, log *slo
 	}()
 	return func() { cancel(); <-done }
 }
+
+// saveMemory saves node 1's heap profile and Go memory metrics as
+// DIR/idle-STAGE.heap and DIR/idle-STAGE.metrics.
+func (lc *liaisonCluster) saveMemory(dir, stage string, log *slog.Logger) {
+	_ = os.MkdirAll(dir, 0o755)
+	for _, x := range []struct{ path, file string }{
+		{"/debug/pprof/heap", "idle-" + stage + ".heap"},
+		{"/metrics", "idle-" + stage + ".metrics"},
+	} {
+		resp, err := http.Get("http://" + lc.nodes[0].listen + x.path)
+		if err != nil {
+			log.Warn("save memory profile", "err", err)
+			return
+		}
+		f, err := os.Create(filepath.Join(dir, x.file))
+		if err == nil {
+			_, _ = io.Copy(f, resp.Body)
+			f.Close()
+		}
+		resp.Body.Close()
+	}
+}

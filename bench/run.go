@@ -82,7 +82,10 @@ func measureAll(ctx context.Context, cfg config) (*results, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
-		err = measureSystem(ctx, cfg, sys, res)
+		err = measureSystem(ctx, cfg, sys, res, func(fig string, err error) {
+			cfg.log.Error("figure failed; going on with the next", "system", name, "figure", fig, "err", err)
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: %s failed: %v", name, fig, err))
+		})
 		sys.close()
 		if rmErr := os.RemoveAll(dir); rmErr != nil {
 			cfg.log.Warn("remove data dir", "err", rmErr)
@@ -105,7 +108,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func measureSystem(ctx context.Context, cfg config, sys system, res *results) error {
+func measureSystem(ctx context.Context, cfg config, sys system, res *results, failed func(fig string, err error)) error {
+	if !cfg.keepGoing {
+		failed = nil
+	}
 	name := sys.name()
 	prof := func(fig string) func() {
 		if lc, ok := sys.(*liaisonCluster); ok && cfg.pprofDir != "" {
@@ -114,14 +120,26 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results) er
 		return func() {}
 	}
 	logf := func(msg string, args ...any) { cfg.log.Info(msg, append([]any{"system", name}, args...)...) }
+	// fatal reports a figure's failure: with -keep-going it is noted and
+	// the run goes on (nil), otherwise it ends the run.
+	fatal := func(err error) error {
+		if failed == nil || ctx.Err() != nil {
+			return err
+		}
+		failed("", err)
+		return nil
+	}
 	if cfg.figures["throughput"] {
 		stop := prof("throughput")
 		for _, pl := range cfg.payloads {
 			for _, p := range cfg.publishers {
 				v, err := measureThroughput(ctx, sys, pl, p, cfg.duration)
 				if err != nil {
-					stop()
-					return fmt.Errorf("throughput %d B x %d: %w", pl, p, err)
+					if err := fatal(fmt.Errorf("throughput %d B x %d: %w", pl, p, err)); err != nil {
+						stop()
+						return err
+					}
+					continue
 				}
 				logf("throughput", "payload", pl, "publishers", p, "msgs_per_s", round(v))
 				res.add(figure{System: name, Metric: mThroughput, PayloadBytes: pl, Publishers: p, Value: v, Unit: "msgs/s"})
@@ -135,8 +153,11 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results) er
 			for _, rate := range cfg.rates {
 				r, err := measureLatency(ctx, sys, pl, rate, cfg.duration)
 				if err != nil {
-					stop()
-					return fmt.Errorf("latency %d B at %d/s: %w", pl, rate, err)
+					if err := fatal(fmt.Errorf("latency %d B at %d/s: %w", pl, rate, err)); err != nil {
+						stop()
+						return err
+					}
+					continue
 				}
 				logf("latency", "payload", pl, "rate", rate, "p50", r.p50, "p99", r.p99, "p999", r.p999, "delivered_per_s", round(r.delivered), "missing", r.missing)
 				note := ""
@@ -159,26 +180,39 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results) er
 		v, err := measureCatchup(ctx, sys, cfg.catchupN, logf)
 		stop()
 		if err != nil {
-			return fmt.Errorf("catch-up: %w", err)
+			if err := fatal(fmt.Errorf("catch-up: %w", err)); err != nil {
+				return err
+			}
+		} else {
+			logf("catch-up", "messages", cfg.catchupN, "msgs_per_s", round(v))
+			res.add(figure{System: name, Metric: mCatchup, PayloadBytes: 512, Messages: cfg.catchupN, Value: v, Unit: "msgs/s"})
 		}
-		logf("catch-up", "messages", cfg.catchupN, "msgs_per_s", round(v))
-		res.add(figure{System: name, Metric: mCatchup, PayloadBytes: 512, Messages: cfg.catchupN, Value: v, Unit: "msgs/s"})
 	}
 	if cfg.figures["idle"] {
-		v, err := measureIdle(ctx, sys, cfg.idleConns)
-		if err != nil {
-			return fmt.Errorf("idle connections: %w", err)
+		inspect := func(string) {}
+		if lc, ok := sys.(*liaisonCluster); ok && cfg.pprofDir != "" {
+			inspect = func(stage string) { lc.saveMemory(cfg.pprofDir, stage, cfg.log) }
 		}
-		logf("idle connections", "connections", cfg.idleConns, "bytes_each", round(v))
-		res.add(figure{System: name, Metric: mIdle, Connections: cfg.idleConns, Value: v / 1024, Unit: "KiB/conn"})
+		v, err := measureIdle(ctx, sys, cfg.idleConns, inspect)
+		if err != nil {
+			if err := fatal(fmt.Errorf("idle connections: %w", err)); err != nil {
+				return err
+			}
+		} else {
+			logf("idle connections", "connections", cfg.idleConns, "bytes_each", round(v))
+			res.add(figure{System: name, Metric: mIdle, Connections: cfg.idleConns, Value: v / 1024, Unit: "KiB/conn"})
+		}
 	}
 	if cfg.figures["fanout"] {
 		stop := prof("fanout")
 		for _, pl := range cfg.payloads {
 			v, err := measureFanout(ctx, sys, pl, cfg.fanoutSubs, cfg.fanoutMsgs)
 			if err != nil {
-				stop()
-				return fmt.Errorf("fan-out %d B: %w", pl, err)
+				if err := fatal(fmt.Errorf("fan-out %d B: %w", pl, err)); err != nil {
+					stop()
+					return err
+				}
+				continue
 			}
 			logf("fan-out", "payload", pl, "subscribers", cfg.fanoutSubs, "deliveries_per_s", round(v))
 			res.add(figure{System: name, Metric: mFanout, PayloadBytes: pl, Publishers: 1, Subscribers: cfg.fanoutSubs, Messages: cfg.fanoutMsgs, Value: v, Unit: "deliveries/s"})
@@ -190,7 +224,7 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results) er
 		fr, err := measureField(ctx, lc, cfg)
 		stop()
 		if err != nil {
-			return fmt.Errorf("field link: %w", err)
+			return fatal(fmt.Errorf("field link: %w", err))
 		}
 		logf("field link", "messages", cfg.fieldMsgs, "seconds", fr.seconds, "floor", fr.floor, "utilisation", fr.utilisation, "wire_bytes_per_msg", round(fr.bytesPerMsg))
 		base := figure{System: name, PayloadBytes: 512, Messages: cfg.fieldMsgs}
