@@ -64,10 +64,12 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 }
 
 // readLoop is the connection's only reader. It runs the handshake, then
-// dispatches requests until the connection ends.
+// hands reading to serveLoop on a fresh goroutine: parsing the identity
+// token and verifying the login signature grow a goroutine's stack, and an
+// idle connection keeps its reader's stack for as long as it stays idle
+// (docs/performance.md, memory per idle connection).
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
-	defer c.endRead()
 	c.ws.SetReadLimit(wire.MaxClientFrame)
 	c.ws.SetPongHandler(func(string) error { return c.touch() })
 	c.helloAt = time.Now()
@@ -75,31 +77,24 @@ func (c *conn) readLoop() {
 	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
-	authed := false
+	f, ok := c.readFrame()
+	if !ok || !c.auth(f) {
+		c.endRead()
+		return
+	}
+	c.startPings()
+	c.s.wg.Add(1)
+	go c.serveLoop()
+}
+
+// serveLoop reads and dispatches requests until the connection ends.
+func (c *conn) serveLoop() {
+	defer c.s.wg.Done()
+	defer c.endRead()
 	for {
-		mt, data, err := c.ws.ReadMessage()
-		if err != nil {
-			if !isExpectedClose(err) {
-				c.log.Debug("read ended", "err", err)
-			}
+		f, ok := c.readFrame()
+		if !ok {
 			return
-		}
-		if mt != websocket.BinaryMessage {
-			c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
-			return
-		}
-		f, err := wire.Decode(data)
-		if err != nil {
-			c.fail(wire.CodeBadFrame, err.Error())
-			return
-		}
-		if !authed {
-			if !c.auth(f) {
-				return
-			}
-			authed = true
-			c.startPings()
-			continue
 		}
 		if err := c.touch(); err != nil {
 			return
@@ -121,6 +116,28 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// readFrame reads and decodes one frame. On a read error or a malformed
+// frame (which it answers) it returns false.
+func (c *conn) readFrame() (wire.Frame, bool) {
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		if !isExpectedClose(err) {
+			c.log.Debug("read ended", "err", err)
+		}
+		return nil, false
+	}
+	if mt != websocket.BinaryMessage {
+		c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
+		return nil, false
+	}
+	f, err := wire.Decode(data)
+	if err != nil {
+		c.fail(wire.CodeBadFrame, err.Error())
+		return nil, false
+	}
+	return f, true
 }
 
 // endRead runs when the reader stops. If an error frame is waiting to be
