@@ -252,25 +252,54 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for _, b := range batch {
-			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-			if err == nil {
-				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
-			}
-			if err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.mu.Lock()
-				c.writing = false
-				c.mu.Unlock()
-				c.shutdown()
-				return
-			}
+		if err := c.writeBatch(batch); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.shutdown()
+			return
 		}
 		c.mu.Lock()
 		c.queued -= frameBytes(batch)
 		c.room.Broadcast()
 		c.mu.Unlock()
 	}
+}
+
+// writeBatch writes frames, in one system call when the connection came
+// through BatchListener and there are several.
+func (c *conn) writeBatch(batch [][]byte) error {
+	bc, _ := c.ws.NetConn().(*batchConn)
+	if bc == nil || len(batch) == 1 {
+		for _, b := range batch {
+			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if err == nil {
+				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+	bc.begin()
+	for _, b := range batch {
+		err := c.ws.SetWriteDeadline(deadline)
+		if err == nil {
+			err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+		}
+		if err != nil {
+			_ = bc.flush()
+			return err
+		}
+	}
+	if err := bc.SetWriteDeadline(deadline); err != nil {
+		_ = bc.flush()
+		return err
+	}
+	return bc.flush()
 }
 
 // fail sends an error frame and closes the connection with 4001 once it is

@@ -120,6 +120,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		cn.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln = relay.BatchListener(ln)
 	scheme := "http"
 	if clientTLS != nil {
 		ln = tls.NewListener(ln, clientTLS)
