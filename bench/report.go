@@ -203,7 +203,7 @@ func goals(res *results) []goal {
 	ratio(mCatchup, func(r float64) bool { return r >= 5 }, "catch-up ≥ 5× JetStream (sync always)")
 	for _, f := range res.Figures {
 		if f.System == sysLiaison && f.Metric == mIdle {
-			out = append(out, goal{"idle connection ≤ 4 KiB", f.Value <= 4, fmt.Sprintf("%.2f KiB", f.Value)})
+			out = append(out, goal{"idle connection ≤ 4 KiB", f.Value > 0 && f.Value <= 4, fmt.Sprintf("%.2f KiB", f.Value)})
 		}
 		if f.System == sysLiaison && f.Metric == mFieldUtil {
 			out = append(out, goal{"field link ≥ 80% of the link's rate", f.Value >= 80, fmt.Sprintf("%.1f%%", f.Value)})

@@ -43,7 +43,9 @@ func TestSmoke(t *testing.T) {
 			for _, f := range res.Figures {
 				if f.System == sys && f.Metric == m {
 					found = true
-					if !(f.Value > 0) {
+					// 200 idle connections are too few for the RSS
+					// difference to be meaningful: only its presence counts.
+					if m != mIdle && !(f.Value > 0) {
 						t.Errorf("%s %s = %v, want > 0", sys, m, f.Value)
 					}
 				}
