@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestSmoke runs the harness in -smoke mode against Liaison (and against
@@ -64,6 +66,7 @@ func TestSmoke(t *testing.T) {
 // with a 40 ms round trip cannot arrive in less than 131 ms + 20 ms, and
 // every byte is counted.
 func TestShaperRate(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
