@@ -87,7 +87,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(raftDir, "raft.db"),
-		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+		// Like fsm.db: the freelist is rebuilt on open instead of written
+		// with every commit (the log's free pages grow with compaction).
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
