@@ -3,6 +3,8 @@ package relay
 import (
 	"log/slog"
 	"time"
+
+	"liaison/relay/wire"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -39,8 +41,9 @@ type Config struct {
 	// beyond it switch the subscriber to reading from the log; default
 	// 1 MiB.
 	QueueBytes int
-	// ReadBatch bounds the entries read from the log per deliver frame;
-	// default 256.
+	// ReadBatch bounds the entries read from the log per deliver frame
+	// (each read is also bounded to 512 KiB of envelopes); default
+	// wire.MaxDeliverEntries (1024).
 	ReadBatch int
 	// AllowedOrigins lists the Origin header values accepted from
 	// browsers. Requests without an Origin header (non-browser clients)
@@ -83,7 +86,7 @@ func (c Config) withDefaults() Config {
 		c.QueueBytes = 1 << 20
 	}
 	if c.ReadBatch == 0 {
-		c.ReadBatch = 256
+		c.ReadBatch = wire.MaxDeliverEntries
 	}
 	return c
 }
