@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -187,7 +186,7 @@ func measureField(ctx context.Context, lc *liaisonCluster, cfg config) (fieldRes
 		}
 	}
 	if got != cfg.fieldMsgs {
-		return fieldResult{}, errors.New(fmt.Sprintf("bob decrypted %d of %d messages (%d entries)", got, cfg.fieldMsgs, len(entries)))
+		return fieldResult{}, fmt.Errorf("bob decrypted %d of %d messages (%d entries)", got, cfg.fieldMsgs, len(entries))
 	}
 	up, down := sh.up.Load(), sh.down.Load()
 	n := float64(cfg.fieldMsgs)

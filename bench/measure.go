@@ -48,13 +48,6 @@ var base = time.Now()
 
 func stamp(b []byte) { binary.BigEndian.PutUint64(b, uint64(time.Since(base))) }
 
-func stamped(b []byte) time.Duration {
-	if len(b) < 8 {
-		return 0
-	}
-	return time.Since(base) - time.Duration(binary.BigEndian.Uint64(b))
-}
-
 // parallel runs f(i) for i in [0, n) on k workers; it stops at the first
 // error and returns it.
 func parallel(ctx context.Context, n, k int, f func(ctx context.Context, i int) error) error {

@@ -76,8 +76,7 @@ var systemColors = map[string]color.RGBA{
 // one group per payload, offered rate and percentile, one bar per system.
 func writePlot(path string, res *results) error {
 	type group struct {
-		label string
-		keys  rowKey
+		keys rowKey
 	}
 	var groups []group
 	for _, k := range rows(res, mLatP50, mLatP99, mLatP999) {

@@ -59,15 +59,6 @@ func rows(res *results, metrics ...string) []rowKey {
 	return out
 }
 
-func unitOf(res *results, metric string) string {
-	for _, f := range res.Figures {
-		if f.Metric == metric {
-			return f.Unit
-		}
-	}
-	return ""
-}
-
 func fmtValue(v float64) string {
 	switch {
 	case v == 0:

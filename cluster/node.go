@@ -86,7 +86,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
+		Path: filepath.Join(raftDir, "raft.db"),
 		// Like fsm.db: the freelist is rebuilt on open instead of written
 		// with every commit (the log's free pages grow with compaction).
 		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
