@@ -16,11 +16,14 @@ waiting for the disk, and the chain of disk writes per acknowledged publish is l
 JetStream's:
 
 1. the leader appends the Raft entry to raft-boltdb (one bbolt commit: two fdatasync, data pages
-   then meta page) while the followers do the same; the entry commits when one follower has it;
-2. the leader's FSM applies the committed entry to the operation logs in fsm.db (another bbolt
-   commit, two more fdatasync) and only then answers the publisher, because the acknowledgement
-   carries the sequence number (and the dedupe answer) that the FSM assigns;
-3. a subscriber on a follower gets the entry after the follower learns the commit index (next
+   then meta page); hashicorp/raft v1.7.3 starts replicating an entry only after the leader's own
+   StoreLogs returns (raft.go, dispatchLogs), so
+2. a follower then appends it to its raft-boltdb (two more fdatasync) and answers; the entry is
+   committed;
+3. the leader's FSM applies it to the operation logs in fsm.db (a third bbolt commit, two more
+   fdatasync) and only then answers the publisher, because the acknowledgement carries the
+   sequence number (and the dedupe answer) that the FSM assigns;
+4. a subscriber on a follower gets the entry after the follower learns the commit index (next
    AppendEntries) and its own FSM commit (two more fdatasync).
 
 JetStream with ` + "`sync_interval: always`" + ` writes each message once per replica with one fsync. In the
@@ -36,9 +39,9 @@ leader had just written. What this branch changed on the hot path:
 
 Together they let one publishing connection sustain about twice the rate it did before (the
 latency figure at 5,000/s went from falling behind to keeping up) in a run with the same load on
-the machine. The remaining limit is the number of serial fdatasync per publish (two bbolt commits,
-four fdatasync, in series on the way to the publisher's ack and again on the way to a subscriber
-on a follower, against one fsync per replica for JetStream) and, on this shared 2-core machine,
+the machine. The remaining limit is the number of serial fdatasync per publish (three bbolt commits,
+six fdatasync, in series before the publisher's ack; JetStream fsyncs once on the leader and once
+on a follower, and sends to the followers while it writes) and, on this shared 2-core machine,
 CPU scheduling delay across the dozen goroutine hand-offs of that path. Closing the gap to 2x
 JetStream needs a design change, not tuning: acknowledge once the Raft entry is committed
 (sequence numbers assigned deterministically at commit rather than by the FSM's bbolt commit),

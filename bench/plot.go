@@ -137,7 +137,7 @@ func writePlot(path string, res *results) error {
 		l := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", d), "0"), ".")
 		c.text(left-8-textWidth(l, 2), yy-5, 2, l, black)
 	}
-	c.text(8, top-30, 2, "ms, log scale", black)
+	c.text(8, top-18, 2, "ms, log scale", black)
 	c.text(left, 10, 2, "publish-to-delivery latency: p50 p99 p99.9 per payload and offered rate", black)
 	for gi, g := range groups {
 		x0 := left + gi*gw + gap/2

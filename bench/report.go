@@ -217,6 +217,9 @@ func rowLabel(k rowKey) string {
 	if k.subscribers > 0 {
 		p = append(p, fmt.Sprintf("%d subs", k.subscribers))
 	}
+	if k.metric == mIdle {
+		p = append(p, "idle connections")
+	}
 	if n, ok := metricNames[k.metric]; ok && (k.metric == mLatP50 || k.metric == mLatP99 || k.metric == mLatP999 || k.metric == mDelivered) {
 		p = append(p, n)
 	}
