@@ -256,7 +256,7 @@ func writeTables(b *strings.Builder, cfg config, res *results) {
 		"Each publisher has its own connection and awaits each ack before the next publish; publishers are spread over the three nodes.",
 		mThroughput)
 	section("Publish-to-delivery latency (ms)",
-		"One publisher on node 1 sends at the offered rate without waiting for acks; one subscriber on node 2 receives. The first tenth of each run is warm-up. 'delivered msgs/s' is the rate the subscriber actually saw. A system that cannot keep up gets 20 s after the load stops; messages still undelivered then count with the time they had waited, so those figures (marked ≥) are lower bounds.",
+		"One publisher on node 1 sends at the offered rate without waiting for acks; one subscriber on node 2 receives. The first tenth of each run is warm-up. 'delivered msgs/s' is the rate the subscriber actually saw. JetStream's stream leader is wherever JetStream placed it. A system that cannot keep up gets 20 s after the load stops; messages still undelivered then count with the time they had waited, so those figures (marked ≥) are lower bounds.",
 		mLatP50, mLatP99, mLatP999, mDelivered)
 	section("Catch-up (messages/s)",
 		fmt.Sprintf("A subscriber on node 2 (a follower) reads %s stored 512 B messages from the first.", countOf(res, mCatchup)),
@@ -265,7 +265,7 @@ func writeTables(b *strings.Builder, cfg config, res *results) {
 		fmt.Sprintf("Resident-set growth of node 1 (/proc/PID/status VmRSS) divided by %s connections, from source addresses 127.0.0.2-5. JetStream: nats-server's WebSocket listener.", connsOf(res)),
 		mIdle)
 	section("Fan-out (deliveries/s)",
-		"One publisher on node 1; the subscribers, one connection each, spread over the three nodes; from the first publish to the last delivery.",
+		"One publisher on node 1; the subscribers, one connection each, spread over the three nodes (JetStream: one ordered consumer each); from the first publish to the last delivery.",
 		mFanout)
 }
 
