@@ -50,8 +50,8 @@ rebuilt from, syncing fsm.db before each snapshot. SHARP-EDGES.md forbids NoSync
 that is not rebuilt from elsewhere, so that change has to come with the rebuild.
 
 **Catch-up.** A follower serves a catching-up subscriber from its own fsm.db in reads of up to
-1,024 entries or 512 KiB per short bbolt read transaction (this branch raised the default from
-256 entries), each sent as one deliver frame; the client verifies the hash chain of every entry.
+256 entries or 512 KiB per short bbolt read transaction, packed into 1 MiB deliver frames; the
+client verifies the hash chain of every entry.
 
 **Idle connections.** Per connection, measured with 15,000 connections: before this branch each
 idle connection held its reader goroutine's stack at 8 KiB (the handshake's token parsing and

@@ -3,8 +3,6 @@ package relay
 import (
 	"log/slog"
 	"time"
-
-	"liaison/relay/wire"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -41,9 +39,8 @@ type Config struct {
 	// beyond it switch the subscriber to reading from the log; default
 	// 1 MiB.
 	QueueBytes int
-	// ReadBatch bounds the entries read from the log per deliver frame
-	// (each read is also bounded to 512 KiB of envelopes); default
-	// wire.MaxDeliverEntries (1024).
+	// ReadBatch bounds the entries read from the log per deliver frame;
+	// default 256.
 	ReadBatch int
 	// AllowedOrigins lists the Origin header values accepted from
 	// browsers. Requests without an Origin header (non-browser clients)
@@ -86,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.QueueBytes = 1 << 20
 	}
 	if c.ReadBatch == 0 {
-		c.ReadBatch = wire.MaxDeliverEntries
+		c.ReadBatch = 256
 	}
 	return c
 }
