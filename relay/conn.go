@@ -19,10 +19,11 @@ import (
 // writer goroutine, started on demand, owns data writes; control frames
 // (ping, close) may be written from anywhere, as gorilla allows.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
-	id  string
-	log *slog.Logger
+	s    *Server
+	ws   *websocket.Conn
+	id   string
+	log  *slog.Logger
+	host string // source IP address, counted in Server.perAddr
 
 	// identity is the connection's authenticated identity (see Identity):
 	// set once by auth before welcome, nil until then.
@@ -35,6 +36,10 @@ type conn struct {
 	inflight  chan struct{} // one token per publish awaiting commit
 	done      chan struct{} // closed by shutdown
 
+	// Used by the reader goroutine only.
+	bucket bucket              // frame rate limit
+	ops    map[string]struct{} // operations used (MaxOps)
+
 	mu        sync.Mutex
 	room      *sync.Cond // broadcast when the queue drains or the conn closes
 	queue     [][]byte
@@ -45,12 +50,18 @@ type conn struct {
 	closeText string
 	subs      map[string]*subscription
 	pingTimer *time.Timer
+	fullSince time.Time   // since when queued >= QueueBytes/2; zero if not
+	slowTimer *time.Timer // checks fullSince (checkSlow)
+	abort     bool        // slow consumer: the writer stops after its current frame
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
 	c := &conn{
 		s:         s,
 		ws:        ws,
+		host:      remoteHost(remote),
+		bucket:    newBucket(s.cfg.MsgRate, s.cfg.MsgBurst),
+		ops:       make(map[string]struct{}),
 		id:        newSessionID(),
 		challenge: newChallenge(),
 		channel:   channelBinding(tlsState),
@@ -70,14 +81,14 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 // (docs/performance.md, memory per idle connection).
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
-	c.ws.SetReadLimit(wire.MaxClientFrame)
+	c.ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
 	c.ws.SetPongHandler(func(string) error { return c.touch() })
 	c.helloAt = time.Now()
 	c.helloTime = c.helloAt.UnixMilli()
 	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
-	f, ok := c.readFrame()
+	f, ok := c.readFrame(false)
 	if !ok || !c.auth(f) {
 		c.endRead()
 		return
@@ -92,12 +103,18 @@ func (c *conn) serveLoop() {
 	defer c.s.wg.Done()
 	defer c.endRead()
 	for {
-		f, ok := c.readFrame()
+		f, ok := c.readFrame(true)
 		if !ok {
 			return
 		}
 		if err := c.touch(); err != nil {
 			return
+		}
+		if !c.bucket.take(time.Now()) {
+			if !c.rateLimited(f) {
+				return
+			}
+			continue
 		}
 		switch f := f.(type) {
 		case *wire.Subscribe:
@@ -120,12 +137,10 @@ func (c *conn) serveLoop() {
 
 // readFrame reads and decodes one frame. On a read error or a malformed
 // frame (which it answers) it returns false.
-func (c *conn) readFrame() (wire.Frame, bool) {
+func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
 	mt, data, err := c.ws.ReadMessage()
 	if err != nil {
-		if !isExpectedClose(err) {
-			c.log.Debug("read ended", "err", err)
-		}
+		c.readFailed(err, authed)
 		return nil, false
 	}
 	if mt != websocket.BinaryMessage {
@@ -170,6 +185,10 @@ func (c *conn) publish(f *wire.Publish) bool {
 	if rf := c.mayPublish(f); rf != nil {
 		c.s.stats.publishes.inc(rf.code.String())
 		c.sendRefusal(f.Req, f.Op, rf)
+		return true
+	}
+	if !c.useOp(f.Req, f.Op) {
+		c.s.stats.publishes.inc(wire.CodeLimit.String())
 		return true
 	}
 	select {
@@ -222,6 +241,7 @@ func (c *conn) enqueueLocked(frames ...[]byte) {
 	}
 	c.queue = append(c.queue, frames...)
 	c.queued += frameBytes(frames)
+	c.noteQueueLocked()
 	if !c.writing {
 		c.writing = true
 		c.s.wg.Add(1)
@@ -252,54 +272,64 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		if err := c.writeBatch(batch); err != nil {
-			c.log.Debug("write failed", "err", err)
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.shutdown()
-			return
+		// Several frames leave in one write when the connection came
+		// through BatchListener (the batch goes out in pieces of at most
+		// 64 KiB, so the queue accounting below lags the wire by no more).
+		bc, _ := c.ws.NetConn().(*batchConn)
+		if len(batch) == 1 {
+			bc = nil
 		}
-		c.mu.Lock()
-		c.queued -= frameBytes(batch)
-		c.room.Broadcast()
-		c.mu.Unlock()
-	}
-}
-
-// writeBatch writes frames, in one system call when the connection came
-// through BatchListener and there are several.
-func (c *conn) writeBatch(batch [][]byte) error {
-	bc, _ := c.ws.NetConn().(*batchConn)
-	if bc == nil || len(batch) == 1 {
-		for _, b := range batch {
+		if bc != nil {
+			bc.begin()
+		}
+		for i, b := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
 				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
 			}
 			if err != nil {
-				return err
+				if bc != nil {
+					_ = bc.flush()
+				}
+				c.writeFailed(err)
+				return
+			}
+			c.mu.Lock()
+			if c.abort {
+				// Slow consumer: drop the rest of this batch; the queue
+				// now holds the error frame, then the close follows.
+				c.abort = false
+				c.queued -= frameBytes(batch[i:])
+				c.mu.Unlock()
+				break
+			}
+			c.queued -= len(b)
+			if i == len(batch)-1 || c.queued < c.s.cfg.QueueBytes/2 {
+				c.noteQueueLocked()
+				c.room.Broadcast()
+			}
+			c.mu.Unlock()
+		}
+		if bc != nil {
+			err := bc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if err == nil {
+				err = bc.flush()
+			}
+			if err != nil {
+				c.writeFailed(err)
+				return
 			}
 		}
-		return nil
 	}
-	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
-	bc.begin()
-	for _, b := range batch {
-		err := c.ws.SetWriteDeadline(deadline)
-		if err == nil {
-			err = c.ws.WriteMessage(websocket.BinaryMessage, b)
-		}
-		if err != nil {
-			_ = bc.flush()
-			return err
-		}
-	}
-	if err := bc.SetWriteDeadline(deadline); err != nil {
-		_ = bc.flush()
-		return err
-	}
-	return bc.flush()
+}
+
+// writeFailed ends the connection after a failed write.
+func (c *conn) writeFailed(err error) {
+	c.log.Debug("write failed", "err", err)
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	c.shutdown()
 }
 
 // fail sends an error frame and closes the connection with 4001 once it is
@@ -348,6 +378,9 @@ func (c *conn) shutdown() {
 	c.queue = nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
+	}
+	if c.slowTimer != nil {
+		c.slowTimer.Stop()
 	}
 	c.room.Broadcast()
 	close(c.done)
