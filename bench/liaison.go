@@ -81,7 +81,8 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// startLiaison starts three relayd nodes with --open-ops: n1 bootstraps on
+// startLiaison starts three relayd nodes with --open-ops and no rate or
+// per-address connection limits: n1 bootstraps on
 // 127.0.0.1, n2 and n3 join it from 127.0.0.2 and 127.0.0.3.
 func startLiaison(ctx context.Context, bin, dir string, extra []string, log *slog.Logger) (*liaisonCluster, error) {
 	lc := &liaisonCluster{log: log}
@@ -99,7 +100,10 @@ func startLiaison(ctx context.Context, bin, dir string, extra []string, log *slo
 		}
 		n := &relaydNode{id: fmt.Sprintf("n%d", i+1), listen: listen, raft: raft, logs: &lockedBuffer{}, exited: make(chan struct{})}
 		args := []string{"--node-id", n.id, "--data-dir", filepath.Join(dir, n.id), "--listen", listen,
-			"--raft-listen", raft, "--open-ops", "--log-level", "warn"}
+			"--raft-listen", raft, "--open-ops", "--log-level", "warn",
+			// Measure capacity, not the per-connection and per-address
+			// limits (NATS has none by default).
+			"--msg-rate", "-1", "--max-conns-per-addr", "-1"}
 		if i > 0 {
 			args = append(args, "--join", lc.nodes[0].listen)
 		}

@@ -11,7 +11,8 @@ per figure; heap profile and Go memory metrics before and after the idle connect
 ` + "`go tool pprof -top DIR/throughput-*.pprof`" + `.
 
 **Durable publish (throughput, latency).** relayd is not CPU-bound on this machine: during the
-throughput figure node 1 used about 16% of one core (4.8 s of samples in 30 s). Its time is spent
+throughput figure of a profiled run (taken before the changes listed below) node 1 used about 16%
+of one core (4.8 s of samples in 30 s). Its time is spent
 waiting for the disk, and the chain of disk writes per acknowledged publish is longer than
 JetStream's:
 
@@ -26,8 +27,8 @@ JetStream's:
 4. a subscriber on a follower gets the entry after the follower learns the commit index (next
    AppendEntries) and its own FSM commit (two more fdatasync).
 
-JetStream with ` + "`sync_interval: always`" + ` writes each message once per replica with one fsync. In the
-leader's CPU profile, bbolt's Tx.Commit was 27% of relayd's CPU (fdatasync alone 15%), Raft's
+JetStream with ` + "`sync_interval: always`" + ` writes each message once per replica with one fsync. In that
+CPU profile of the leader, bbolt's Tx.Commit was 27% of relayd's CPU (fdatasync alone 15%), Raft's
 replication 17%, of which 7.7% went to reading back (GetLog, msgpack decoding) the entries the
 leader had just written. What this branch changed on the hot path:
 

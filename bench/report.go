@@ -308,7 +308,7 @@ func markdown(cfg config, res *results) string {
 	b.WriteString(`
 Systems, each with three nodes on loopback, started one at a time with fresh data directories:
 
-- **liaison**: three relayd processes (` + "`--open-ops`" + `), Raft with fsync before every ack; clients use the Go client library (` + "`liaison/clients`" + `), which authenticates every connection.
+- **liaison**: three relayd processes (` + "`--open-ops --msg-rate -1 --max-conns-per-addr -1`" + `: no per-connection rate limit, no per-address connection cap), Raft with fsync before every ack; clients use the Go client library (` + "`liaison/clients`" + `), which authenticates every connection.
 - **jetstream-always**: three nats-server processes, JetStream with ` + "`sync_interval: always`" + ` (fsync before every ack, like for like with Liaison), streams with three replicas and file storage; clients use nats.go's ` + "`jetstream`" + ` package (publish with PubAck, ordered consumers), authenticated with user and password.
 - **jetstream-default**: the same with JetStream's default sync interval (fsync every two minutes; acks do not wait for the disk).
 
