@@ -418,13 +418,15 @@ func measureFanout(ctx context.Context, sys system, payload, subs, msgs int) (fl
 	defer pub.Close()
 	msg := make([]byte, payload)
 	start := time.Now()
-	if err := pump(ctx, []publisher{pub}, msgs, 256, func(int) []byte { return msg }); err != nil {
-		return 0, err
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := pump(pctx, []publisher{pub}, msgs, 256, func(int) []byte { return msg }); err != nil {
+		return 0, fmt.Errorf("publishing: %w", err)
 	}
 	select {
 	case <-all:
-	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("fan-out: %d of %d deliveries", got.Load(), want)
+	case <-pctx.Done():
+		return 0, fmt.Errorf("fan-out: %d of %d deliveries in 5 minutes", got.Load(), want)
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

@@ -219,7 +219,7 @@ func (nc *natsCluster) publisher(ctx context.Context, node int, stream string) (
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		c.Close()
 		return nil, err
