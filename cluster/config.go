@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// logCacheEntries is how many of the newest Raft entries stay in memory
+// (raft.LogCache) and how many one AppendEntries carries at most.
+const logCacheEntries = 64
+
 // Config configures a Node. Zero values take the defaults noted.
 type Config struct {
 	// NodeID names this node in the Raft configuration. Required.

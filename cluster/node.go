@@ -87,8 +87,10 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
-		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+		Path: filepath.Join(raftDir, "raft.db"),
+		// Like fsm.db: the freelist is rebuilt on open instead of written
+		// with every commit (the log's free pages grow with compaction).
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
@@ -125,7 +127,7 @@ func Open(cfg Config) (*Node, error) {
 	rc.Logger = hl
 	rc.CommitTimeout = c.CommitTimeout
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 64
+	rc.MaxAppendEntries = logCacheEntries
 	rc.NoSnapshotRestoreOnStart = true
 	rc.SnapshotThreshold = c.SnapshotThreshold
 	rc.SnapshotInterval = c.SnapshotInterval
@@ -151,7 +153,14 @@ func Open(cfg Config) (*Node, error) {
 		}
 		c.Logger.Info("bootstrapped a one-node cluster", "raft", n.trans.LocalAddr())
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+	// The cache keeps the newest entries in memory, so replication to the
+	// followers does not read back (and decode) what the leader has just
+	// written; 64 entries cover a full AppendEntries (MaxAppendEntries).
+	logs, err := raft.NewLogCache(logCacheEntries, n.logs)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log cache: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logs, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true

@@ -46,6 +46,7 @@ type config struct {
 	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
 	Admins            []string `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
 	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
+	Pprof             bool     `toml:"pprof" help:"serve Go profiles (net/http/pprof) at /debug/pprof/ on the client listener, to loopback clients only (profiling)"`
 
 	// Authentication and limits (docs/protocol.md, Authentication and
 	// Limits). Zero takes the relay's default.

@@ -123,6 +123,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		cn.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln = relay.BatchListener(ln)
 	scheme := "http"
 	if clientTLS != nil {
 		ln = tls.NewListener(ln, clientTLS)
@@ -149,6 +150,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	routes.Handle("/cluster/", cn.AdminHandler(allow))
 	met.attach(rs, cn)
 	routes.Handle("GET /metrics", met.handler())
+	if cfg.Pprof {
+		routes.Handle("/debug/pprof/", pprofHandler())
+	}
 	n := &node{
 		log:     log,
 		cluster: cn,
