@@ -106,6 +106,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: listen on %s: %w", c.RaftBind, err)
 	}
 	n.mux = newMux(ln, adv, c.TLS, c.Logger.With("component", "mux"))
+	if c.DialSource != "" {
+		n.mux.src = &net.TCPAddr{IP: net.ParseIP(c.DialSource)}
+	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftLayer{subListener: n.mux.subs[streamRaft], m: n.mux},
 		MaxPool: 3,

@@ -104,6 +104,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		DataDir:         cfg.DataDir,
 		RaftBind:        cfg.RaftListen,
 		RaftAdvertise:   cfg.Advertise,
+		DialSource:      cfg.RaftSource,
 		Bootstrap:       len(cfg.Join) == 0,
 		Logger:          log,
 		ElectionTimeout: cfg.electionTimeout,
