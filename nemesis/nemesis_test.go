@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,7 +30,20 @@ func runNemesis(t *testing.T, cfg Config) *Result {
 	if err != nil {
 		t.Fatalf("nemesis run: %v (node logs under %s)", err, cfg.Dir)
 	}
-	t.Logf("nemesis report after %v (seed %d):\n%s", res.Elapsed.Round(time.Second), res.Config.Seed, res.Report)
+	summary := fmt.Sprintf("nemesis run: %d nodes, %v of faults, %d publishers, %d subscribers, seed %d, wall time %v\n%s",
+		res.Config.Nodes, res.Config.Duration, res.Config.Publishers, res.Config.Subscribers, res.Config.Seed, res.Elapsed.Round(time.Second), res.Report)
+	t.Log(summary)
+	if file := os.Getenv("LIAISON_NEMESIS_SUMMARY"); file != "" {
+		var b strings.Builder
+		b.WriteString(summary)
+		b.WriteString("\nfaults (seconds since start, healed, kind, target, error):\n")
+		for _, f := range res.History.Faults {
+			fmt.Fprintf(&b, "%8.1f %8.1f %-17s %-12s %s\n", f.At.Seconds(), f.Healed.Seconds(), f.Kind, f.Target, f.Err)
+		}
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
 	if res.Report.Anomalies() != 0 {
 		t.Errorf("%d anomalies; node logs: %s", res.Report.Anomalies(), filepath.Join(cfg.Dir, "n*.log"))
 	}
@@ -56,6 +70,25 @@ func TestNemesisShort(t *testing.T) {
 		kinds = strings.Split(v, ",")
 	}
 	res := runNemesis(t, Config{Nodes: 3, Duration: d, Kinds: kinds, Publishers: 6, Subscribers: 4, PublishPause: 20 * time.Millisecond})
+	if res.Report.Acked == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+}
+
+// TestNemesisLong runs when LIAISON_NEMESIS is a duration (for example 30m):
+// five nodes, more clients, every fault kind. docs/reliability.md gives the
+// command and the figures of a run.
+func TestNemesisLong(t *testing.T) {
+	v := os.Getenv("LIAISON_NEMESIS")
+	if v == "" {
+		t.Skip("set LIAISON_NEMESIS=30m to run the long nemesis")
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("LIAISON_NEMESIS=%q: %v", v, err)
+	}
+	res := runNemesis(t, Config{Nodes: 5, Duration: d, Publishers: 10, Subscribers: 8, PublishPause: 40 * time.Millisecond,
+		LinearizabilityTimeout: 5 * time.Minute})
 	if res.Report.Acked == 0 {
 		t.Fatal("nothing was acknowledged")
 	}
