@@ -79,6 +79,9 @@ func Open(cfg Config) (*Node, error) {
 	if n.fsm, err = newFSM(n.st, c.Logger.With("component", "fsm"), n.onFatal); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if err := checkBoltFile(filepath.Join(raftDir, "raft.db")); err != nil {
+		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(raftDir, "raft.db"),
 		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},

@@ -56,6 +56,9 @@ type store struct {
 }
 
 func openStore(path string) (*store, error) {
+	if err := checkBoltFile(path); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path)
 	if err != nil {
 		return nil, err
@@ -113,6 +116,9 @@ func (s *store) loadLocked() error {
 				return fmt.Errorf("operation %q: %w: state says %d..%d, log is empty", name, ErrCorrupt, h.First, h.Last)
 			case k != nil && (binary.BigEndian.Uint64(k) != h.Last || len(v) < recHeader || !bytes.Equal(v[recChain:recChain+HashLen], h.Chain[:])):
 				return fmt.Errorf("operation %q: %w: state does not match the log's last entry", name, ErrCorrupt)
+			}
+			if err := verifyLog(name, ob, h); err != nil {
+				return err
 			}
 			heads[string(name)] = h
 			r, err := loadRoster(ob)
