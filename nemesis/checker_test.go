@@ -75,9 +75,9 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(h *History)
-		count func(r *Report) int
+		count  func(r *Report) int
 	}{
 		{"acked entry lost on every node", func(h *History) {
 			allLogs(h, func(l []Entry) []Entry {
@@ -184,4 +184,3 @@ func TestReportString(t *testing.T) {
 		}
 	}
 }
-
