@@ -388,9 +388,25 @@ type Status struct {
 // Status reports the node's Raft state.
 func (n *Node) Status() Status {
 	addr, id := n.raft.LeaderWithID()
+	// Read the term on both sides of the state: raft steps a leader down
+	// (state first) before it adopts a newer term, so a state read between
+	// two equal terms belongs to that term. Read once, a leader stepping
+	// down between the reads was reported as leading the new term, beside
+	// the node that really leads it.
+	var state raft.RaftState
+	var term uint64
+	for range 10 {
+		before := n.raft.CurrentTerm()
+		state = n.raft.State()
+		term = n.raft.CurrentTerm()
+		if term == before {
+			break
+		}
+	}
 	st := Status{
 		NodeID:       n.cfg.NodeID,
-		State:        n.raft.State().String(),
+		State:        state.String(),
+		Term:         term,
 		Leader:       string(addr),
 		LeaderID:     string(id),
 		LastIndex:    n.raft.LastIndex(),
@@ -398,9 +414,6 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.raft.AppliedIndex(),
 		Entries:      n.metrics.entries.Load(),
 		Messages:     n.metrics.messages.Load(),
-	}
-	if t, err := parseUint(n.raft.Stats()["term"]); err == nil {
-		st.Term = t
 	}
 	return st
 }
@@ -484,10 +497,4 @@ func (n *Node) closeStores() error {
 		errs = append(errs, n.st.close())
 	}
 	return errors.Join(errs...)
-}
-
-func parseUint(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscan(s, &v)
-	return v, err
 }
