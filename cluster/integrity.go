@@ -52,10 +52,15 @@ func checkBoltFile(path string) (err error) {
 		if need := tx.Size(); need > fi.Size() {
 			return fmt.Errorf("%w: %s is truncated: %d bytes, its last commit needs %d", ErrCorrupt, path, fi.Size(), need)
 		}
+		// Drain every error: the check's goroutine reads the transaction
+		// until it has sent them all.
+		var first error
 		for err := range tx.Check() {
-			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+			if first == nil {
+				first = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+			}
 		}
-		return nil
+		return first
 	})
 }
 

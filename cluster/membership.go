@@ -94,20 +94,12 @@ func (n *Node) sendMembership(ctx context.Context, target string, action byte, i
 	if err != nil {
 		return fmt.Errorf("%w: no answer from %s: %w", ErrMembership, target, err)
 	}
-	rd := reader{b: resp}
-	rd.uvarint() // id
-	if rd.uvarint() != 1 || rd.err != nil {
+	_, outs, err := decodeFwdResponse(resp)
+	if err != nil || len(outs) != 1 {
 		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
 	}
-	st := rd.bytes(1)
-	rd.uvarint()
-	rd.uvarint()
-	msg := rd.bytes(int(min(rd.uvarint(), 256)))
-	if rd.err != nil {
-		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
-	}
-	if st[0] != fwdOK {
-		return fmt.Errorf("%w: %s", ErrMembership, msg)
+	if outs[0].status != fwdOK {
+		return fmt.Errorf("%w: %s", ErrMembership, outs[0].msg)
 	}
 	return nil
 }

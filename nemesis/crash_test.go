@@ -24,10 +24,13 @@ func checkBoltFile(path string) error {
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("check %s: %w", path, err)
+		var first error
+		for err := range tx.Check() { // drained: the check reads tx until done
+			if first == nil {
+				first = fmt.Errorf("check %s: %w", path, err)
+			}
 		}
-		return nil
+		return first
 	})
 }
 
