@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ func openClusterB(t testing.TB, size int, opts ...func(*Config)) []*Node {
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), RaftBind: freeAddr(t),
-			Bootstrap: i == 0, Logger: quietLogger(), ElectionTimeout: 300 * time.Millisecond}
+			Bootstrap: i == 0, Logger: quietLogger(), ElectionTimeout: time.Second}
 		for _, o := range opts {
 			o(&cfg)
 		}
@@ -43,7 +44,17 @@ func openClusterB(t testing.TB, size int, opts ...func(*Config)) []*Node {
 		if i > 0 {
 			via = nodes[1]
 		}
-		if err := via.AddVoter(ctx, n.cfg.NodeID, n.cfg.RaftAdvertise); err != nil {
+		// A leadership change on a loaded machine fails a membership
+		// change; adding the same voter again is idempotent.
+		err := via.AddVoter(ctx, n.cfg.NodeID, n.cfg.RaftAdvertise)
+		for attempt := 0; err != nil && attempt < 10 && (errors.Is(err, ErrMembership) || errors.Is(err, ErrNotLeader)); attempt++ {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			err = via.AddVoter(ctx, n.cfg.NodeID, n.cfg.RaftAdvertise)
+		}
+		if err != nil {
 			t.Fatalf("join %s via %s: %v", n.cfg.NodeID, via.cfg.NodeID, err)
 		}
 		if err := n.WaitLeader(ctx); err != nil {
@@ -68,7 +79,7 @@ func TestThreeNodesPublishAnywhereReadEverywhere(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 50; j++ {
-				r, err := n.Publish(ctx, Publish{Op: "everywhere", MsgID: msgID(t), Envelope: fmt.Appendf(nil, "n%d-%d", i, j)})
+				r, err := publishRetrying(ctx, n, Publish{Op: "everywhere", MsgID: msgID(t), Envelope: fmt.Appendf(nil, "n%d-%d", i, j)})
 				if err != nil {
 					t.Error(err)
 					return
@@ -91,9 +102,11 @@ func TestThreeNodesPublishAnywhereReadEverywhere(t *testing.T) {
 		t.Fatalf("%d distinct seqs", len(seqs))
 	}
 	// Every node converges on the same log and chain.
-	want := nodes[0].Head("everywhere")
 	for _, n := range nodes {
 		waitFor(t, func() bool { return n.Head("everywhere").Last == 150 })
+	}
+	want := nodes[0].Head("everywhere")
+	for _, n := range nodes {
 		if h := n.Head("everywhere"); h != want {
 			t.Fatalf("%s head %+v, leader %+v", n.cfg.NodeID, h, want)
 		}
@@ -153,5 +166,22 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met in 20 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// publishRetrying publishes p, re-sending it with the same message id while
+// the outcome is unknown or the node knows no leader (a leadership change
+// on a loaded machine), as clients do.
+func publishRetrying(ctx context.Context, n *Node, p Publish) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := n.Publish(ctx, p)
+		if err == nil || attempt == 20 || !(errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrNotLeader)) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
 	}
 }
