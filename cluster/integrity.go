@@ -66,27 +66,29 @@ func checkBoltFile(path string) (err error) {
 
 // verifyLog checks one operation's stored log against its state: every
 // sequence from h.First to h.Last present, each record's chain value
-// SHA-256(previous chain || entry) (from the all-zero chain when the log
-// starts at 1), and every dedupe id pointing at a record with that id.
+// SHA-256(previous chain || entry) starting from h.FirstPrev, and every
+// dedupe id of a held entry pointing at a record with that id.
 func verifyLog(op []byte, ob *bolt.Bucket, h Head) error {
 	lb := ob.Bucket(bucketLog)
 	if lb == nil {
 		return fmt.Errorf("%w: operation %q: no log bucket", ErrCorrupt, op)
 	}
+	// Retention removes entries below h.First (roster commits below it
+	// stay; loadRoster verifies their signatures); the state keeps the
+	// chain value of entry First-1, so the chain is checked from there.
 	want := h.First
-	var prev [HashLen]byte
-	havePrev := h.First == 1
+	prev := h.FirstPrev
 	c := lb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(seqKey(h.First)); k != nil; k, v = c.Next() {
 		if len(k) != 8 || binary.BigEndian.Uint64(k) != want || len(v) < recHeader {
 			return fmt.Errorf("%w: operation %q: entry %d missing or malformed", ErrCorrupt, op, want)
 		}
 		var chain [HashLen]byte
 		copy(chain[:], v[recChain:recChain+HashLen])
-		if havePrev && chainNext(prev, v[recHeader:]) != chain {
+		if chainNext(prev, v[recHeader:]) != chain {
 			return fmt.Errorf("%w: operation %q: entry %d does not match its hash chain", ErrCorrupt, op, want)
 		}
-		prev, havePrev = chain, true
+		prev = chain
 		want++
 	}
 	if want != h.Last+1 {
@@ -98,10 +100,10 @@ func verifyLog(op []byte, ob *bolt.Bucket, h Head) error {
 				return fmt.Errorf("%w: operation %q: malformed dedupe entry", ErrCorrupt, op)
 			}
 			seq := binary.BigEndian.Uint64(s)
-			if seq < h.First {
+			v := lb.Get(s)
+			if seq < h.First && v == nil {
 				return nil // removed by retention
 			}
-			v := lb.Get(s)
 			if seq > h.Last || len(v) < recHeader || !bytes.Equal(v[recMsgID:recMsgID+MsgIDLen], id) {
 				return fmt.Errorf("%w: operation %q: dedupe entry for %x points at %d, which does not carry it", ErrCorrupt, op, id, seq)
 			}
