@@ -118,7 +118,7 @@ func TestDamagedDataFileNeverServesWrongData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	const count = 300
+	const count = 200
 	for i := 1; i <= count; i++ {
 		v := fmt.Sprintf("value-%04d-%s", i, strings.Repeat("x", 64))
 		if _, err := cl.Publish(ctx, ops[0], []byte(v)); err != nil {
@@ -141,7 +141,7 @@ func TestDamagedDataFileNeverServesWrongData(t *testing.T) {
 	damages := []damage{
 		{"fsm.db value flipped", "fsm.db", flipInValue("value-0150-")},
 		{"fsm.db truncated", "fsm.db", truncateAt("value-0150-")},
-		{"raft.db value flipped", raftDB, flipInValue("value-0299-")},
+		{"raft.db value flipped", raftDB, flipInValue("value-0199-")},
 		{"raft.db truncated", raftDB, truncateAt("value-0150-")},
 	}
 	for _, d := range damages {
