@@ -226,6 +226,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 
 // Close kills every node and closes the proxies.
 func (c *Cluster) Close() {
+	defer httpClient.CloseIdleConnections()
 	for _, n := range c.Nodes {
 		n.Kill()
 		if n.RaftProxy != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // runNemesis runs the harness and fails the test on any anomaly, writing
@@ -49,6 +51,8 @@ func runNemesis(t *testing.T, cfg Config) *Result {
 	}
 	return res
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testWriter struct{ t *testing.T }
 
