@@ -46,7 +46,7 @@ Messages (end-to-end encrypted):
                              print NAME's history from sequence N (default 1);
                              with --follow keep printing new entries
 Cluster administration:
-  admin status|join|remove|snapshot|ca   see "liaison admin" for details
+  admin status|join|remove|snapshot|admins|audit|ca   see "liaison admin" for details
   help                       show this text
 
 Common flags (before or after the command):
