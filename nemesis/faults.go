@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"syscall"
 	"time"
+
+	"liaison/crypto"
 )
 
 // Fault kinds.
@@ -179,13 +181,13 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 	case FaultMembership:
 		n := m.randomNode()
 		i := m.rec.fault(Fault{Kind: kind, Target: n.ID})
-		err := m.membership(ctx, n, "/cluster/remove", map[string]string{"id": n.ID})
+		err := m.membership(ctx, n, crypto.AdminActionRemove, map[string]string{"id": n.ID})
 		if err != nil {
 			m.rec.healed(i, fmt.Errorf("remove: %w", err))
 			return
 		}
 		wait()
-		err = m.membership(ctx, n, "/cluster/join", map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()})
+		err = m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()})
 		// The removed node's raft shut itself down: restart the process
 		// on its data so that it serves again as a member.
 		n.Kill()
@@ -209,7 +211,7 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 // membership sends a configuration change through a running node other
 // than target, retrying (leaders change under the other faults) for up to
 // a minute.
-func (m *nemesis) membership(ctx context.Context, target *Node, path string, body map[string]string) error {
+func (m *nemesis) membership(ctx context.Context, target *Node, action string, args map[string]string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var last error
@@ -218,7 +220,7 @@ func (m *nemesis) membership(ctx context.Context, target *Node, path string, bod
 			if n == target || !n.Running() || n.Paused() {
 				continue
 			}
-			if last = n.admin(ctx, path, body); last == nil {
+			if last = n.admin(ctx, action, args); last == nil {
 				return nil
 			}
 		}

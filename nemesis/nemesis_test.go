@@ -46,10 +46,33 @@ func runNemesis(t *testing.T, cfg Config) *Result {
 			t.Error(err)
 		}
 	}
+	// A fault kind that never took effect means the harness lost its
+	// grip (a changed API, for example): fail rather than pass quietly.
+	tried, failed := make(map[string]int), make(map[string]int)
+	for _, f := range res.History.Faults {
+		tried[f.Kind]++
+		if f.Err != "" {
+			failed[f.Kind]++
+		}
+	}
+	for k, n := range tried {
+		if failed[k] == n {
+			t.Errorf("every %s fault (%d) failed to apply; first: %s", k, n, firstErr(res.History.Faults, k))
+		}
+	}
 	if res.Report.Anomalies() != 0 {
 		t.Errorf("%d anomalies; node logs: %s", res.Report.Anomalies(), filepath.Join(cfg.Dir, "n*.log"))
 	}
 	return res
+}
+
+func firstErr(faults []Fault, kind string) string {
+	for _, f := range faults {
+		if f.Kind == kind && f.Err != "" {
+			return f.Err
+		}
+	}
+	return ""
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

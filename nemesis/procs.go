@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"liaison/cluster"
+	"liaison/crypto"
 )
 
 var (
@@ -274,16 +279,34 @@ func (n *Node) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// admin posts a membership change to this node's /cluster/ API.
-func (n *Node) admin(ctx context.Context, path string, body any) error {
-	b, err := json.Marshal(body)
+// adminIdentity signs the harness's cluster changes. The clusters it
+// starts have no admin list, so any valid signature is accepted (and
+// audited).
+var adminIdentity = sync.OnceValues(func() (*crypto.Identity, error) {
+	return crypto.NewIdentity(rand.Reader, "nemesis")
+})
+
+// admin posts a cluster change (crypto.AdminActionJoin or ...Remove, with
+// its arguments as the JSON body) to this node's /cluster/ API, signed as
+// cluster changes must be.
+func (n *Node) admin(ctx context.Context, action string, args map[string]string) error {
+	b, err := json.Marshal(args)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.Listen+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.Listen+"/cluster/"+action, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
+	id, err := adminIdentity()
+	if err != nil {
+		return err
+	}
+	ar, err := crypto.NewAdminRequest(rand.Reader, id, action, n.ID, time.Now().UnixMilli(), args)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(cluster.AdminRequestHeader, base64.RawURLEncoding.EncodeToString(ar.Encode()))
 	hc := http.Client{Timeout: 60 * time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -292,7 +315,7 @@ func (n *Node) admin(ctx context.Context, path string, body any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s %s: %s: %s", n.ID, path, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("%s /cluster/%s: %s: %s", n.ID, action, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"liaison/clients"
+	"liaison/crypto"
 )
 
 // Config describes one nemesis run.
@@ -308,7 +309,7 @@ func (m *nemesis) rejoinMissing(ctx context.Context) error {
 		if members[n.ID] {
 			continue
 		}
-		if err := m.membership(ctx, n, "/cluster/join", map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()}); err != nil {
+		if err := m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()}); err != nil {
 			return fmt.Errorf("re-adding %s: %w", n.ID, err)
 		}
 		n.Kill()
