@@ -5,14 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 
 	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"liaison/relay/wire"
 )
 
 // Local state file format: magic ‖ version ‖ nonce (24) ‖
@@ -74,6 +71,15 @@ type Entry struct {
 	Index    uint32   `cbor:"9,keyasint,omitempty"` // sender's ratchet index
 	Summary  string   `cbor:"10,keyasint,omitempty"`
 	Warnings []string `cbor:"11,keyasint,omitempty"`
+	// Tasking, for Type TypeTask and TypeAck (see Payload): the task id,
+	// a task's priority and due time (Unix ms, 0 none), an ack's state.
+	// A task entry that breaks the tasking rules (not a task entry on
+	// the wire, or not from a centre or admin member) keeps a warning and
+	// no TaskID, so it is not tracked.
+	TaskID   []byte     `cbor:"12,keyasint,omitempty"`
+	Priority wire.Class `cbor:"13,keyasint,omitempty"`
+	DueMS    int64      `cbor:"14,keyasint,omitempty"`
+	State    AckState   `cbor:"15,keyasint,omitempty"`
 }
 
 // Verified reports whether the entry's sender is authenticated (its
@@ -94,6 +100,31 @@ type pendingMsg struct {
 	TimeMS int64  `cbor:"7,keyasint"`
 	Epoch  uint64 `cbor:"8,keyasint,omitempty"`
 	Index  uint32 `cbor:"9,keyasint,omitempty"`
+	// Kind is the wire.Kind it is published as; tasking fields as in
+	// Payload (a task's priority is Class).
+	Kind   uint8  `cbor:"10,keyasint,omitempty"`
+	TaskID []byte `cbor:"11,keyasint,omitempty"`
+	DueMS  int64  `cbor:"12,keyasint,omitempty"`
+	State  uint8  `cbor:"13,keyasint,omitempty"`
+}
+
+// payload returns the plaintext payload of p.
+func (p *pendingMsg) payload() Payload {
+	pl := Payload{V: PayloadVersion, Type: p.Type, TimeMS: p.TimeMS, Text: p.Text, TaskID: p.TaskID, DueMS: p.DueMS, State: p.State}
+	if p.Type == TypeTask {
+		pl.Priority = p.Class
+	}
+	return pl
+}
+
+// entry returns the history entry of p once it is in the log.
+func (p *pendingMsg) entry(self []byte, name string) Entry {
+	e := Entry{Kind: EntryOwn, Sender: self, SenderName: name, TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index,
+		TaskID: p.TaskID, DueMS: p.DueMS, State: AckState(p.State)}
+	if p.Type == TypeTask {
+		e.Priority = wire.Class(p.Class)
+	}
+	return e
 }
 
 // opState is everything kept locally about one operation.
@@ -206,15 +237,12 @@ func stateAD(op string, self [32]byte) []byte {
 }
 
 func (s *Session) statePath(op string) string {
-	return filepath.Join(s.home, "ops", op+stateSuffix)
+	return s.store.Name(op)
 }
 
 // readState decrypts op's state file; ErrNoState if there is none.
 func (s *Session) readState(op string) (*opState, error) {
-	b, err := os.ReadFile(s.statePath(op))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoState
-	}
+	b, err := s.store.Load(op)
 	if err != nil {
 		return nil, err
 	}
@@ -261,90 +289,5 @@ func (s *Session) writeState(st *opState) error {
 	out = append(out, nonce...)
 	out = aead.Seal(out, nonce, pt, stateAD(st.Op, s.self))
 	clear(pt)
-	return WriteFileAtomic(s.statePath(st.Op), out)
-}
-
-// WriteFileAtomic writes b to path through a temporary file in the same
-// directory (mode 0600), fsyncs it, renames it over path and fsyncs the
-// directory, so path holds either the old or the new content after a crash.
-func WriteFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// lockOp takes an exclusive advisory lock on op's state, so that two
-// processes (say `read --follow` and `send`) never overwrite each other's
-// state — which could otherwise re-use a sending key.
-func (s *Session) lockOp(op string) (func(), error) {
-	dir := filepath.Join(s.home, "ops")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, op+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("session: lock %s: %w", op, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// localOps lists the operations with a state file under home.
-func localOps(home string) ([]string, error) {
-	des, err := os.ReadDir(filepath.Join(home, "ops"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ops []string
-	for _, de := range des {
-		n := de.Name()
-		if de.Type().IsRegular() && strings.HasSuffix(n, stateSuffix) && !strings.HasPrefix(n, ".") {
-			ops = append(ops, strings.TrimSuffix(n, stateSuffix))
-		}
-	}
-	return ops, nil
+	return s.store.Save(st.Op, out)
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"liaison/clients/web"
 	"liaison/cluster"
 	"liaison/cluster/pki"
 	"liaison/relay"
@@ -137,9 +138,14 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	}
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
+	rcfg.Peers = cn // presence reports of the other nodes, over the cluster's gossip
 	rs := relay.New(clusterLog{cn}, rcfg)
+	cn.SetGossipSource(rs.Gossip)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
+	webClient := web.Handler()
+	routes.Handle("GET /{$}", webClient)
+	routes.Handle("GET /web/", webClient)
 	allow := loopbackOnly
 	if clientTLS != nil {
 		allow = adminCertificate
