@@ -152,7 +152,7 @@ func (s *Session) applyMessage(oc *opCtx, seq uint64, env []byte) Entry {
 		for i, p := range st.Pending {
 			if string(p.Hash) == string(h[:]) {
 				st.Pending = append(st.Pending[:i:i], st.Pending[i+1:]...)
-				return Entry{Kind: EntryOwn, Sender: s.self[:], SenderName: s.id.Name(), TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index}
+				return Entry{Kind: EntryOwn, Sender: s.self[:], SenderName: s.id.Name(), TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index, MsgID: p.MsgID}
 			}
 		}
 		return rejected("a message signed by you that this device's state does not know (state restored from an older copy, your identity used on another device, or a replay); your sending chain was moved past it")

@@ -71,6 +71,9 @@ type Entry struct {
 	Index    uint32   `cbor:"9,keyasint,omitempty"` // sender's ratchet index
 	Summary  string   `cbor:"10,keyasint,omitempty"`
 	Warnings []string `cbor:"11,keyasint,omitempty"`
+	// MsgID is the message id an own message was published with (see
+	// Queue); empty for others' entries.
+	MsgID []byte `cbor:"20,keyasint,omitempty"`
 }
 
 // Verified reports whether the entry's sender is authenticated (its
