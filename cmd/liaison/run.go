@@ -45,6 +45,8 @@ Messages (end-to-end encrypted):
   read NAME [--from N] [--follow]
                              print NAME's history from sequence N (default 1);
                              with --follow keep printing new entries
+  chat [NAME]                the terminal chat: your operations, unread counts,
+                             tasks, outbox, safety numbers (docs/clients.md)
 Cluster administration:
   admin status|join|remove|snapshot|ca   see "liaison admin" for details
   help                       show this text
@@ -121,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSend(ctx, e, rest)
 	case "read":
 		err = cmdRead(ctx, e, rest)
+	case "chat":
+		err = cmdChat(ctx, e, rest)
 	case "admin":
 		err = cmdAdmin(ctx, e, rest)
 	default:

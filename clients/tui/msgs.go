@@ -1,0 +1,98 @@
+package tui
+
+import (
+	"liaison/clients"
+	"liaison/clients/session"
+	"liaison/crypto"
+	"liaison/relay/wire"
+)
+
+// HistoryMsg carries entries of an operation's history, in log order.
+// Backlog entries come from local state (already seen); others arrived from
+// the relay and count as unread in an operation that is not on screen.
+type HistoryMsg struct {
+	Op      string
+	Entries []session.Entry
+	Backlog bool
+}
+
+// OutboxMsg is an operation's outbox as the session holds it now: own
+// messages typed but not yet seen in the log.
+type OutboxMsg struct {
+	Op    string
+	Items []session.Queued
+}
+
+// InfoMsg describes an operation from local state: epoch, role, members.
+type InfoMsg struct {
+	Op         string
+	Info       session.OpInfo
+	Colleagues []Colleague
+}
+
+// ConnMsg is the relay connection's state.
+type ConnMsg clients.Status
+
+// NoticeMsg is a warning or error to show on the status line.
+type NoticeMsg struct {
+	Op   string
+	Text string
+}
+
+// TasksMsg is the state of an operation's tasks as this member sees them.
+type TasksMsg struct {
+	Op    string
+	Tasks []Task
+}
+
+// queuedMsg is the result of a Backend.Queue effect.
+type queuedMsg struct {
+	op  string
+	q   session.Queued
+	err error
+}
+
+// ackedMsg is the result of a Backend.Ack effect.
+type ackedMsg struct {
+	op, id string
+	err    error
+}
+
+// Colleague is a member of an operation with what two people compare out
+// of band: fingerprints and their safety number (docs/crypto.md).
+type Colleague struct {
+	Name         string
+	Role         crypto.Role
+	Key          [32]byte
+	Fingerprint  string
+	SafetyNumber string // with the user; empty for the user themself
+	Self         bool
+}
+
+// Task is a task addressed to the operation, as this member sees it.
+type Task struct {
+	Op       string
+	ID       string // passed back to Backend.Ack
+	Seq      uint64
+	From     string
+	Verified bool
+	Priority wire.Class
+	Text     string
+	TimeMS   int64
+	// Acked is true once this member's acknowledgement is in the log.
+	Acked bool
+	// Own is true for tasks this member sent; Received and Acked count
+	// the members who have them (shown to centre staff).
+	Own               bool
+	Received, AckedBy int
+	Members           int
+}
+
+// Backend is what the model asks of the world. Engine implements it.
+type Backend interface {
+	// Queue saves text as a message to op in the outbox (persisted, msgid
+	// fixed) and has it sent as soon as the relay can be reached.
+	Queue(op, text string, class wire.Class) (session.Queued, error)
+	// Ack acknowledges task id of op.
+	Ack(op, id string) error
+}

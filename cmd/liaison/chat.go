@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"liaison/clients"
+	"liaison/clients/session"
+	"liaison/clients/tui"
+)
+
+// cmdChat implements `liaison chat [NAME]`: the terminal user interface
+// over every local operation (and NAME, joined on the way if new).
+func cmdChat(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlagSet("chat")
+	logFile := fs.String("log", "", "write the client's log to this file")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: chat takes at most one NAME", errUsage)
+	}
+	var op string
+	if len(pos) == 1 {
+		op = pos[0]
+		if err := checkOp(op); err != nil {
+			return err
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logger = slog.New(slog.NewTextHandler(f, nil))
+	}
+	id, err := e.loadIdentity()
+	if err != nil {
+		return err
+	}
+	defer id.Destroy()
+	home, err := e.homeDir()
+	if err != nil {
+		return err
+	}
+	c, err := e.dialLogged(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var eng *tui.Engine
+	opts := session.Options{Warn: func(op, msg string) {
+		if eng != nil {
+			eng.Warn(op, msg)
+		}
+	}}
+	if v := e.getenv("LIAISON_KEY_UPDATE_AFTER"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			opts.KeyUpdateAfter = d
+		}
+	}
+	s := session.New(home, id, c, opts)
+	infos, err := s.Ops()
+	if err != nil {
+		return err
+	}
+	var ops []string
+	for _, in := range infos {
+		ops = append(ops, in.Op)
+	}
+	if op == "" && len(ops) == 0 {
+		return fmt.Errorf("%w: no local operation yet: `liaison chat NAME` opens one you were added to", errUsage)
+	}
+	if op == "" {
+		op = ops[0]
+	}
+	eng = tui.NewEngine(s, c, tui.EngineOptions{Logger: logger})
+	m := tui.New(eng, tui.Options{Ops: ops, Current: op, Events: eng.Events()})
+	eng.Start(append(ops, op)...)
+	_, runErr := tea.NewProgram(m, tea.WithContext(ctx)).Run()
+	eng.Close()
+	seen := make(map[string]bool)
+	for _, o := range append(ops, op) {
+		if seen[o] {
+			continue
+		}
+		seen[o] = true
+		if ob, err := s.Outbox(o); err == nil && len(ob) > 0 {
+			fmt.Fprintf(e.stderr, "liaison: %d message(s) to %s not yet confirmed by the relay; they are kept and sent by the next `liaison chat`, `send` or `read`\n", len(ob), o)
+		}
+	}
+	if runErr != nil && !errors.Is(runErr, tea.ErrProgramKilled) {
+		return runErr
+	}
+	return nil
+}
+
+// dialLogged connects to the relays named by --relay, logging to logger.
+func (e *env) dialLogged(ctx context.Context, logger *slog.Logger) (*clients.Client, error) {
+	tc, err := e.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc, Logger: logger, ClientName: "liaison-chat"})
+}
