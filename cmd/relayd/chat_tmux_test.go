@@ -66,7 +66,9 @@ func (p *tmuxPane) tmux(args ...string) string {
 func (p *tmuxPane) screen() string { return p.tmux("capture-pane", "-p", "-t", "chat") }
 
 // keys sends keys (tmux key names, or literal text with -l).
-func (p *tmuxPane) keys(keys ...string) { p.tmux(append([]string{"send-keys", "-t", "chat"}, keys...)...) }
+func (p *tmuxPane) keys(keys ...string) {
+	p.tmux(append([]string{"send-keys", "-t", "chat"}, keys...)...)
+}
 
 // typeLine types text literally, then Enter.
 func (p *tmuxPane) typeLine(text string) {
