@@ -70,6 +70,7 @@ type Engine struct {
 	mu      sync.Mutex
 	kicks   map[string]chan struct{}
 	started bool
+	stopped bool // Close was called: start nothing more
 }
 
 // NewEngine returns an engine over s and the connection st. Call Start.
@@ -105,7 +106,7 @@ func (e *Engine) Events() <-chan tea.Msg { return e.events }
 // Start starts the connection poller and a pump for each of ops.
 func (e *Engine) Start(ops ...string) {
 	e.mu.Lock()
-	if !e.started {
+	if !e.started && !e.stopped {
 		e.started = true
 		e.wg.Add(1)
 		go e.pollStatus()
@@ -125,6 +126,9 @@ func (e *Engine) add(op string) chan struct{} {
 	}
 	k := make(chan struct{}, 1)
 	e.kicks[op] = k
+	if e.stopped {
+		return k
+	}
 	e.wg.Add(1)
 	go e.pump(op, k)
 	return k
@@ -142,6 +146,9 @@ func (e *Engine) kick(op string) {
 // Close stops the pumps and the poller and waits for them. Messages being
 // sent stay in the session's state and are sent by the next run.
 func (e *Engine) Close() {
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
 	e.emitMu.Lock()

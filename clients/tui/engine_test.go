@@ -282,3 +282,22 @@ func TestChatUnreadAndSafetyFromEngine(t *testing.T) {
 		t.Fatal("colleagues do not start with the user")
 	}
 }
+
+// Queue after Close saves the message for the next run and starts nothing.
+func TestEngineQueueAfterClose(t *testing.T) {
+	srv := fakerelay.New("n1")
+	defer srv.Close()
+	_, bob := setup(t, srv, "op1")
+	eng := NewEngine(bob.s, bob.c, EngineOptions{})
+	eng.Start("op1")
+	eng.Close()
+	eng.Close()
+	if _, err := eng.Queue("op2", "later", wire.ClassRoutine); err != nil {
+		t.Fatal(err)
+	}
+	if ob, err := bob.s.Outbox("op2"); err != nil || len(ob) != 1 || ob[0].Text != "later" {
+		t.Fatalf("outbox %+v %v", ob, err)
+	}
+	for range eng.Events() {
+	}
+}
