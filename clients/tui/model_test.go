@@ -354,8 +354,8 @@ func TestModelSizesAndScroll(t *testing.T) {
 		es = append(es, msgEntry(uint64(i), "Alice", strings.Repeat("word ", i%30)+"#"+string(rune('a'+i%26))))
 	}
 	m.Update(HistoryMsg{Op: "op1", Entries: es})
-	for w := 0; w < 130; w += 7 {
-		for h := 0; h < 40; h += 5 {
+	for w := 0; w < 130; w += 13 {
+		for h := 0; h < 40; h += 7 {
 			m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 			_ = m.View()
 		}
@@ -366,11 +366,11 @@ func TestModelSizesAndScroll(t *testing.T) {
 	if screen(m) == last {
 		t.Fatal("pgup did not scroll")
 	}
-	for range 200 {
+	for range 60 {
 		key(t, m, "pgup")
 	}
 	mustContain(t, m, "Alice ✓ word #b") // the first entry
-	for range 200 {
+	for range 60 {
 		key(t, m, "pgdown")
 	}
 	if screen(m) != last {
