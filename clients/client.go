@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -56,6 +58,16 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		norm = append(norm, n)
 	}
 	o := opts.withDefaults()
+	if o.Signer == nil {
+		id := o.Identity
+		if id == nil {
+			var err error
+			if id, err = crypto.NewIdentity(rand.Reader, "ephemeral"); err != nil {
+				return nil, fmt.Errorf("clients: ephemeral identity: %w", err)
+			}
+		}
+		o.Signer = IdentitySigner(id)
+	}
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		opts:     o,
@@ -266,6 +278,8 @@ func (c *Client) dispatch(cn *conn, f wire.Frame) error {
 		return c.handleDeliver(cn, f)
 	case *wire.Subscribed:
 		return c.handleSubscribed(cn, f)
+	case *wire.Retained:
+		return c.handleRetained(cn, f)
 	case *wire.Error:
 		return c.handleError(cn, f)
 	default:
@@ -275,6 +289,9 @@ func (c *Client) dispatch(cn *conn, f wire.Frame) error {
 }
 
 func (c *Client) handleError(cn *conn, e *wire.Error) error {
+	if e.Req == 0 && e.Op != "" {
+		return c.subscriptionEnded(cn, e)
+	}
 	if e.Req == 0 {
 		c.log.Warn("relay error", "node", cn.node, "code", e.Code.String(), "message", e.Message)
 		if e.Code == wire.CodeBadFrame {

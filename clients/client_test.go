@@ -3,12 +3,14 @@ package clients
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"liaison/clients/fakerelay"
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -61,26 +63,54 @@ func TestDialNoneReachable(t *testing.T) {
 
 func TestAuthFrameAndSigner(t *testing.T) {
 	srv := newServer(t, "n1")
-	opts := testOpts()
-	var challenges [][]byte
-	opts.Signer = func(ch []byte) ([]byte, []byte, error) {
-		challenges = append(challenges, bytes.Clone(ch))
-		return []byte("identity-token"), []byte("signature"), nil
+	id, err := crypto.NewIdentity(rand.Reader, "alice")
+	if err != nil {
+		t.Fatal(err)
 	}
+	opts := testOpts()
+	opts.Identity = id
 	dialT(t, opts, srv.Addr)
 	a := srv.Auths()
 	if len(a) != 1 || a[0].Version != wire.Version || a[0].Client != "liaison-go" ||
-		string(a[0].Identity) != "identity-token" || string(a[0].Signature) != "signature" {
+		!bytes.Equal(a[0].Identity, id.Token().Marshal()) || len(a[0].Signature) != 64 || a[0].Binding != wire.BindingNone {
 		t.Fatalf("auth frames %+v", a)
 	}
-	if len(challenges) != 1 || len(challenges[0]) != wire.ChallengeLen {
-		t.Fatalf("challenges %x", challenges)
+
+	// A Signer sees the login to sign: the hello's challenge, node and time.
+	var logins []crypto.Login
+	opts = testOpts()
+	inner := IdentitySigner(id)
+	opts.Signer = func(l crypto.Login) ([]byte, []byte, error) {
+		logins = append(logins, l)
+		return inner(l)
+	}
+	dialT(t, opts, srv.Addr)
+	if len(logins) != 1 || len(logins[0].Challenge) != wire.ChallengeLen || logins[0].Node != "n1" || logins[0].Time == 0 || logins[0].Channel != nil {
+		t.Fatalf("logins %+v", logins)
 	}
 
-	plain := dialT(t, testOpts(), srv.Addr)
-	_ = plain
-	if a := srv.Auths(); a[1].Identity != nil || a[1].Signature != nil {
-		t.Fatalf("anonymous auth carries %+v", a[1])
+	// Without Identity or Signer the client makes up an ephemeral identity.
+	dialT(t, testOpts(), srv.Addr)
+	if a := srv.Auths(); len(a) != 3 || len(a[2].Identity) == 0 || bytes.Equal(a[2].Identity, a[0].Identity) {
+		t.Fatalf("ephemeral auth %+v", a[2])
+	}
+}
+
+func TestBadSignatureRefused(t *testing.T) {
+	srv := newServer(t, "n1")
+	id, err := crypto.NewIdentity(rand.Reader, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOpts()
+	opts.Signer = func(l crypto.Login) ([]byte, []byte, error) {
+		l.Node = "another-node" // signed for somewhere else
+		return IdentitySigner(id)(l)
+	}
+	_, err = Dial(ctxT(t), []string{srv.Addr}, opts)
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeUnauthenticated {
+		t.Fatalf("err %v", err)
 	}
 }
 
@@ -88,7 +118,7 @@ func TestSignerErrorFailsDial(t *testing.T) {
 	srv := newServer(t, "n1")
 	opts := testOpts()
 	boom := errors.New("no key")
-	opts.Signer = func([]byte) ([]byte, []byte, error) { return nil, nil, boom }
+	opts.Signer = func(crypto.Login) ([]byte, []byte, error) { return nil, nil, boom }
 	if _, err := Dial(ctxT(t), []string{srv.Addr}, opts); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}

@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -45,6 +47,21 @@ func NormalizeURL(addr string) (string, error) {
 		u.Path = "/ws"
 	}
 	return u.String(), nil
+}
+
+// channelBinding returns the RFC 9266 tls-exporter value of a wss://
+// connection, or nil for ws:// (or TLS without exporter support).
+func channelBinding(ws *websocket.Conn) []byte {
+	tc, ok := ws.NetConn().(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // conn is one established (post-welcome) connection.
@@ -140,11 +157,13 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 		return fmt.Errorf("clients: relay speaks versions %v, not %d", hello.Versions, wire.Version)
 	}
 	auth := &wire.Auth{Version: wire.Version, Client: o.ClientName}
-	if o.Signer != nil {
-		auth.Identity, auth.Signature, err = o.Signer(hello.Challenge)
-		if err != nil {
-			return fmt.Errorf("clients: sign challenge: %w", err)
-		}
+	login := crypto.Login{Challenge: hello.Challenge, Node: hello.Node, Time: hello.Time, Channel: channelBinding(c.ws)}
+	if login.Channel != nil {
+		auth.Binding = wire.BindingTLSExporter
+	}
+	auth.Identity, auth.Signature, err = o.Signer(login)
+	if err != nil {
+		return fmt.Errorf("clients: sign challenge: %w", err)
 	}
 	b, err := wire.Encode(auth)
 	if err != nil {

@@ -5,12 +5,25 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"liaison/crypto"
 )
 
-// AuthSigner authenticates a connection: given the relay's fresh challenge it
-// returns the identity token and the signature to put in the auth frame. It
+// AuthSigner authenticates a connection: given the login to sign (the
+// relay's fresh challenge, node id and hello time, and the TLS channel
+// binding when the connection has one) it returns the binary identity token
+// and the signature (crypto.Identity.SignLogin) to put in the auth frame. It
 // is called once per connection, including reconnects.
-type AuthSigner func(challenge []byte) (identity, signature []byte, err error)
+type AuthSigner func(login crypto.Login) (identity, signature []byte, err error)
+
+// IdentitySigner returns an AuthSigner that signs with id.
+func IdentitySigner(id *crypto.Identity) AuthSigner {
+	tok := id.Token().Marshal()
+	return func(l crypto.Login) ([]byte, []byte, error) {
+		sig, err := id.SignLogin(l)
+		return tok, sig, err
+	}
+}
 
 // Options configures a Client. The zero value is usable: every zero field
 // takes the default documented on it.
@@ -20,8 +33,14 @@ type Options struct {
 	// ClientName is sent in the auth frame, for the relay's logs.
 	// Default "liaison-go".
 	ClientName string
-	// Signer, if set, signs the relay's challenge on every connection.
-	// Nil sends an anonymous auth (identity and signature empty).
+	// Identity is the person's identity; the client proves it to every
+	// relay it connects to by signing the relay's challenge. When neither
+	// Identity nor Signer is set, Dial generates an ephemeral identity
+	// (useful for tests and load generators; a relay lets it use only
+	// operations that have no roster, with OpenOps).
+	Identity *crypto.Identity
+	// Signer, if set, signs the relay's challenge on every connection
+	// instead of Identity (for keys held elsewhere).
 	Signer AuthSigner
 	// TLSConfig is used for wss:// URLs. Nil uses the system defaults.
 	TLSConfig *tls.Config

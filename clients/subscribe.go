@@ -29,6 +29,17 @@ type Message struct {
 	// wire.KindCommit (a roster commit). The relay stores it beside the
 	// entry; it is not covered by the chain hash.
 	Kind wire.Kind
+	// Retained marks a roster commit the relay kept below the oldest entry
+	// it still holds (WithRetained). Its Seq is below the Gap that
+	// announced it, and Chain is zero: the relay's chain cannot be checked
+	// across removed entries. The commit is verified by its own signature
+	// and roster chain.
+	Retained bool
+	// Gap, when set, marks that the relay removed entries Gap.From up to
+	// Seq (inclusive) by retention before this client read them
+	// (WithRetained). The message has no Envelope; Chain is the relay's
+	// chain hash of entry Seq, which later entries are checked against.
+	Gap *Gap
 }
 
 // Subscription receives an operation's entries in sequence order, each
@@ -61,6 +72,13 @@ type Subscription struct {
 	haveChain bool     // chain is known (always, once from==1 or anything was received)
 	gaps      int      // consecutive gap resyncs on this connection
 	finished  bool
+
+	// WithRetained: retainedLo..next-1 is the range of roster commits the
+	// relay may still send (Retained frames) after a gap; lastRetained is
+	// the last one passed on.
+	retained     bool
+	retainedLo   uint64
+	lastRetained uint64
 }
 
 // Subscribe subscribes to operation op from sequence from (1 for the whole
@@ -252,7 +270,7 @@ func (s *Subscription) newSubscribeLocked(c *Client, from uint64) *wire.Subscrib
 	}
 	s.req = c.nextReq()
 	c.subReqs[s.req] = s
-	return &wire.Subscribe{Req: s.req, Op: s.op, From: from}
+	return &wire.Subscribe{Req: s.req, Op: s.op, From: from, Retained: s.retained}
 }
 
 func (c *Client) handleSubscribed(cn *conn, f *wire.Subscribed) error {
@@ -279,6 +297,9 @@ func (c *Client) handleSubscribed(cn *conn, f *wire.Subscribed) error {
 	c.log.Debug("subscribed", "node", cn.node, "op", f.Op, "from", f.From, "head", f.Head)
 	if first {
 		close(s.ready)
+	}
+	if len(f.Prev) != 0 {
+		return s.onCompactedStart(c, f)
 	}
 	return nil
 }
@@ -358,21 +379,7 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		s.gaps = 0
 	}
 	s.mu.Unlock()
-
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if s.chClosed {
-		return nil
-	}
-	for _, m := range msgs {
-		select {
-		case s.ch <- m:
-		case <-s.closing:
-			return nil
-		case <-c.closing:
-			return nil
-		}
-	}
+	s.pass(c, msgs)
 	return nil
 }
 

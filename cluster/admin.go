@@ -79,6 +79,7 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 	mux.HandleFunc("POST /cluster/remove", change(func(ctx context.Context, req memberRequest) error {
 		return n.RemoveServer(ctx, req.ID)
 	}))
+	n.retentionHandlers(mux, allow)
 	return mux
 }
 

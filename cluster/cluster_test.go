@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ func openClusterB(t testing.TB, size int, opts ...func(*Config)) []*Node {
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), RaftBind: freeAddr(t),
-			Bootstrap: i == 0, Logger: quietLogger(), ElectionTimeout: 300 * time.Millisecond}
+			Bootstrap: i == 0, Logger: quietLogger(), ElectionTimeout: time.Second}
 		for _, o := range opts {
 			o(&cfg)
 		}
@@ -68,7 +69,7 @@ func TestThreeNodesPublishAnywhereReadEverywhere(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 50; j++ {
-				r, err := n.Publish(ctx, Publish{Op: "everywhere", MsgID: msgID(t), Envelope: fmt.Appendf(nil, "n%d-%d", i, j)})
+				r, err := publishRetrying(ctx, n, Publish{Op: "everywhere", MsgID: msgID(t), Envelope: fmt.Appendf(nil, "n%d-%d", i, j)})
 				if err != nil {
 					t.Error(err)
 					return
@@ -153,5 +154,22 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met in 20 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// publishRetrying publishes p, re-sending it with the same message id while
+// the outcome is unknown or the node knows no leader (a leadership change
+// on a loaded machine), as clients do.
+func publishRetrying(ctx context.Context, n *Node, p Publish) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := n.Publish(ctx, p)
+		if err == nil || attempt == 20 || !(errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrNotLeader)) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
 	}
 }

@@ -25,6 +25,10 @@ type command struct {
 	kind   byte
 	timeMS int64
 	pubs   []Publish
+	// retention and compact are set for commandRetention and
+	// commandCompact (retention_command.go).
+	retention *retentionCmd
+	compact   *compactCmd
 }
 
 func encodedSize(p *Publish) int {
@@ -58,7 +62,11 @@ func decodeCommand(data []byte) (command, error) {
 		return c, fmt.Errorf("%w: empty", ErrBadCommand)
 	}
 	c.kind = data[0]
-	if c.kind != commandPublish {
+	switch c.kind {
+	case commandPublish:
+	case commandRetention, commandCompact:
+		return decodeControl(data)
+	default:
 		return c, fmt.Errorf("%w: unknown kind %d", ErrBadCommand, c.kind)
 	}
 	r := reader{b: data[1:]}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"testing"
+	"time"
 )
 
 func samplePending() []*pending {
@@ -32,18 +33,37 @@ func TestCommandRoundTrip(t *testing.T) {
 	}
 }
 
+func TestControlCommandsRoundTrip(t *testing.T) {
+	c, err := decodeCommand(encodeRetention("op-1", Retention{MaxAge: 90 * time.Minute, MaxCount: 7}, false))
+	if err != nil || c.retention == nil || c.retention.op != "op-1" || c.retention.policy.MaxAge != 90*time.Minute || c.retention.policy.MaxCount != 7 || c.retention.clear {
+		t.Fatalf("retention: %+v %v", c.retention, err)
+	}
+	if c, err = decodeCommand(encodeRetention("op-1", Retention{}, true)); err != nil || !c.retention.clear {
+		t.Fatalf("clear: %+v %v", c.retention, err)
+	}
+	if c, err = decodeCommand(encodeCompact("op-2", 1234)); err != nil || c.compact == nil || c.compact.op != "op-2" || c.compact.before != 1234 {
+		t.Fatalf("compact: %+v %v", c.compact, err)
+	}
+}
+
 func TestCommandRejects(t *testing.T) {
 	good := encodePublishes(1, samplePending())
 	cases := map[string][]byte{
-		"empty":        nil,
-		"unknown kind": {9, 1, 1},
-		"zero count":   {commandPublish, 1, 0},
-		"huge count":   {commandPublish, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"truncated":    good[:len(good)-1],
-		"trailing":     append(append([]byte{}, good...), 0),
-		"zero op len":  {commandPublish, 1, 1, 0},
-		"long op":      {commandPublish, 1, 1, 0xff, 0x7f},
-		"bad varint":   {commandPublish, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"empty":         nil,
+		"unknown kind":  {9, 1, 1},
+		"zero count":    {commandPublish, 1, 0},
+		"huge count":    {commandPublish, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"truncated":     good[:len(good)-1],
+		"trailing":      append(append([]byte{}, good...), 0),
+		"zero op len":   {commandPublish, 1, 1, 0},
+		"long op":       {commandPublish, 1, 1, 0xff, 0x7f},
+		"bad varint":    {commandPublish, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"compact 1":     encodeCompact("op", 1),
+		"compact tail":  append(encodeCompact("op", 5), 0),
+		"compact no op": {commandCompact, 0, 5},
+		"policy flags":  append(encodeRetention("op", Retention{}, false)[:5], 0, 0, 2),
+		"policy age":    {commandRetention, 2, 'o', 'p', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0},
+		"policy short":  encodeRetention("op", Retention{MaxCount: 3}, false)[:5],
 	}
 	for name, b := range cases {
 		if _, err := decodeCommand(b); !errors.Is(err, ErrBadCommand) {
@@ -57,9 +77,26 @@ func TestCommandRejects(t *testing.T) {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodePublishes(1, samplePending()))
 	f.Add([]byte{commandPublish, 1, 1, 1, 'a'})
+	f.Add(encodeRetention("op", Retention{MaxAge: time.Hour, MaxCount: 9}, false))
+	f.Add(encodeCompact("op", 77))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
+			return
+		}
+		switch {
+		case c.retention != nil:
+			r := c.retention
+			c2, err := decodeCommand(encodeRetention(r.op, r.policy, r.clear))
+			if err != nil || *c2.retention != *r {
+				t.Fatalf("retention round trip: %+v %v", c2.retention, err)
+			}
+			return
+		case c.compact != nil:
+			c2, err := decodeCommand(encodeCompact(c.compact.op, c.compact.before))
+			if err != nil || *c2.compact != *c.compact {
+				t.Fatalf("compact round trip: %+v %v", c2.compact, err)
+			}
 			return
 		}
 		ps := make([]*pending, len(c.pubs))

@@ -55,6 +55,13 @@ type Config struct {
 	// entries and 2 minutes.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// Retention is the policy for operations without one of their own;
+	// zero keeps everything. Set the same on every node: the leader's
+	// applies.
+	Retention Retention
+	// RetentionInterval is how often the leader applies retention; default
+	// 1 minute.
+	RetentionInterval time.Duration
 	// ElectionTimeout sets raft's heartbeat and election timeouts; default
 	// raft's (1 s). Tests shorten it.
 	ElectionTimeout time.Duration
@@ -100,6 +107,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.SnapshotThreshold == 0 {
 		out.SnapshotThreshold = 16384
+	}
+	if out.RetentionInterval <= 0 {
+		out.RetentionInterval = time.Minute
+	}
+	if out.Retention.MaxAge < 0 {
+		return out, fmt.Errorf("cluster: retention max age %v is negative", out.Retention.MaxAge)
 	}
 	if out.SnapshotInterval == 0 {
 		out.SnapshotInterval = 2 * time.Minute

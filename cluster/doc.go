@@ -13,6 +13,10 @@
 //     zero. Envelopes are stored verbatim.
 //   - Many publishes share one Raft entry (group commit), and raft's
 //     BatchApplyCh lets many entries share one fsync.
+//   - Retention (retention.go) removes an operation's oldest entries by
+//     replicated policy, through compact commands the leader proposes with
+//     an exact sequence, so every node removes the same ones. Roster
+//     commits are kept; the first held entry's chain anchors are stored.
 //   - Every applied batch is announced to watchers in log order, after the
 //     bbolt transaction holding it has committed, so a reader that sees the
 //     announcement can read the entries.

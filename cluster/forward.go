@@ -175,9 +175,27 @@ func (n *Node) serveForwardConn(c net.Conn) {
 			}()
 			continue
 		}
+		if len(rd.b) > 0 && rd.b[0] == commandRetention {
+			body := rd.b
+			inflight.Add(1)
+			resp := newFwdResponse(id, 1, func(b []byte) {
+				defer inflight.Done()
+				wmu.Lock()
+				defer wmu.Unlock()
+				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				_ = writeFrame(c, b)
+			})
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+5*time.Second)
+				defer cancel()
+				index, err := n.applyControlRequest(ctx, body)
+				resp.set(0, Result{}, index, err)
+			}()
+			continue
+		}
 		cmd, err := decodeCommand(rd.b)
-		if err != nil {
-			n.cfg.Logger.Warn("bad forwarded request; closing the stream", "remote", c.RemoteAddr(), "err", err)
+		if err != nil || cmd.kind != commandPublish {
+			n.cfg.Logger.Warn("bad forwarded request; closing the stream", "remote", c.RemoteAddr(), "err", err, "kind", cmd.kind)
 			return
 		}
 		inflight.Add(1)

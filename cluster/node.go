@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
+
+	"liaison/crypto"
 )
 
 // Node is one member of a Liaison cluster: a raft instance, its stores and
@@ -41,6 +43,9 @@ type Node struct {
 	hadState bool
 	member   atomic.Bool // in the latest Raft configuration (watchMembership)
 
+	// now is the clock retention passes use (tests move it).
+	now func() time.Time
+
 	closeOnce sync.Once
 	closeErr  error
 	fatalOnce sync.Once
@@ -66,6 +71,7 @@ func Open(cfg Config) (*Node, error) {
 		stop:     make(chan struct{}),
 		waitDone: make(chan struct{}),
 		fatal:    make(chan struct{}),
+		now:      time.Now,
 	}
 	ok := false
 	defer func() {
@@ -150,9 +156,10 @@ func Open(cfg Config) (*Node, error) {
 	ok = true
 	n.fwd = newForwarder(n)
 	n.refreshMembership()
-	n.bg.Add(2)
+	n.bg.Add(3)
 	go n.serveForwarding()
 	go n.watchMembership()
+	go n.retentionLoop()
 	go n.batchLoop()
 	go n.waitLoop()
 	return n, nil
@@ -357,6 +364,11 @@ func (n *Node) Read(op string, from uint64, maxCount, maxBytes int) (Batch, erro
 
 // Head returns the extent of op's log on this node.
 func (n *Node) Head(op string) Head { return n.st.head(op) }
+
+// Roster returns op's current verified roster as of the last entry applied
+// on this node, or nil for an operation without one. Rosters are immutable
+// values: the caller may keep it but must not modify it.
+func (n *Node) Roster(op string) *crypto.Roster { return n.st.roster(op) }
 
 // Watch registers fn to receive every applied batch, in log order, after
 // it is readable with Read. fn runs on the FSM's goroutine and must not

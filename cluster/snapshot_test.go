@@ -15,7 +15,7 @@ func TestLateNodeServedFromSnapshot(t *testing.T) {
 	nodes := openCluster(t, 2, func(c *Config) { c.TrailingLogs = 10 })
 	ctx := context.Background()
 	for i := 0; i < 300; i++ {
-		if _, err := nodes[i%2].Publish(ctx, Publish{Op: fmt.Sprintf("op-%d", i%3), MsgID: msgID(t), Envelope: fmt.Appendf(nil, "m%d", i)}); err != nil {
+		if _, err := publishRetrying(ctx, nodes[i%2], Publish{Op: fmt.Sprintf("op-%d", i%3), MsgID: msgID(t), Envelope: fmt.Appendf(nil, "m%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

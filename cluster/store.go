@@ -17,10 +17,15 @@ import (
 // The FSM's bbolt file:
 //
 //	meta/applied              -> Raft index (8 bytes BE) of the last applied entry
-//	ops/<op>/state            -> last(8) first(8) chain(32)
+//	ops/<op>/state            -> last(8) first(8) chain(32) [first_prev(32) first_log(32)]
 //	ops/<op>/log/<seq BE>     -> record: chain(32) time_ms(8) class(1) kind(1) msgid(16) entry
 //	ops/<op>/ids/<msgid>      -> seq (8 bytes BE)
 //	ops/<op>/commits/<seq BE> -> empty: the sequences of roster commits
+//	retention/<op>            -> max_age_ms(8) max_count(8): a policy set for op
+//
+// Retention removes log records (and their ids) before the operation's
+// first held sequence, except roster commits, which are kept for members
+// who were offline; state then carries the chain anchors of first-1.
 //
 // Sequence keys are big-endian so cursor order is log order, and the log
 // bucket is append-only (FillPercent 1.0).
@@ -30,6 +35,7 @@ var (
 	bucketLog     = []byte("log")
 	bucketIDs     = []byte("ids")
 	bucketCommits = []byte("commits")
+	bucketPolicy  = []byte("retention")
 	keyApplied    = []byte("applied")
 	keyState      = []byte("state")
 )
@@ -42,6 +48,8 @@ const (
 	recMsgID  = recKind + 1
 	recHeader = recMsgID + MsgIDLen
 	stateLen  = 16 + HashLen
+	// stateLenAnchored is the state of an operation compacted at least once.
+	stateLenAnchored = stateLen + 2*HashLen
 )
 
 // store is the FSM's bbolt file plus an in-memory copy of every operation's
@@ -81,6 +89,9 @@ func openBolt(path string) (*bolt.DB, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketMeta); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(bucketPolicy); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(bucketOps)
 		return err
 	})
@@ -109,10 +120,14 @@ func (s *store) loadLocked() error {
 			}
 			k, v := lb.Cursor().Last()
 			switch {
-			case k == nil && h.Last >= h.First:
-				return fmt.Errorf("operation %q: %w: state says %d..%d, log is empty", name, ErrCorrupt, h.First, h.Last)
-			case k != nil && (binary.BigEndian.Uint64(k) != h.Last || len(v) < recHeader || !bytes.Equal(v[recChain:recChain+HashLen], h.Chain[:])):
-				return fmt.Errorf("operation %q: %w: state does not match the log's last entry", name, ErrCorrupt)
+			case k != nil && binary.BigEndian.Uint64(k) == h.Last:
+				if len(v) < recHeader || !bytes.Equal(v[recChain:recChain+HashLen], h.Chain[:]) {
+					return fmt.Errorf("operation %q: %w: state does not match the log's last entry", name, ErrCorrupt)
+				}
+			case h.Last >= h.First:
+				return fmt.Errorf("operation %q: %w: state says %d..%d, the log's last entry is missing", name, ErrCorrupt, h.First, h.Last)
+			case k != nil && binary.BigEndian.Uint64(k) >= h.First:
+				return fmt.Errorf("operation %q: %w: an entry past the head", name, ErrCorrupt)
 			}
 			heads[string(name)] = h
 			r, err := loadRoster(ob)
@@ -166,12 +181,16 @@ func loadRoster(ob *bolt.Bucket) (*crypto.Roster, error) {
 
 func decodeState(v []byte) (Head, error) {
 	var h Head
-	if len(v) != stateLen {
+	if len(v) != stateLen && len(v) != stateLenAnchored {
 		return h, fmt.Errorf("%w: state of %d bytes", ErrCorrupt, len(v))
 	}
 	h.Last = binary.BigEndian.Uint64(v[0:8])
 	h.First = binary.BigEndian.Uint64(v[8:16])
-	copy(h.Chain[:], v[16:])
+	copy(h.Chain[:], v[16:stateLen])
+	if len(v) == stateLenAnchored {
+		copy(h.FirstPrev[:], v[stateLen:])
+		copy(h.FirstLog[:], v[stateLen+HashLen:])
+	}
 	if h.First == 0 || h.First > h.Last+1 {
 		return h, fmt.Errorf("%w: state first %d last %d", ErrCorrupt, h.First, h.Last)
 	}
@@ -179,10 +198,18 @@ func decodeState(v []byte) (Head, error) {
 }
 
 func encodeState(h Head) []byte {
-	v := make([]byte, stateLen)
+	n := stateLen
+	if h.First > 1 {
+		n = stateLenAnchored
+	}
+	v := make([]byte, n)
 	binary.BigEndian.PutUint64(v[0:8], h.Last)
 	binary.BigEndian.PutUint64(v[8:16], h.First)
 	copy(v[16:], h.Chain[:])
+	if h.First > 1 {
+		copy(v[stateLen:], h.FirstPrev[:])
+		copy(v[stateLen+HashLen:], h.FirstLog[:])
+	}
 	return v
 }
 
@@ -265,6 +292,23 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 			last = e.index
 			if e.err != nil {
 				outs[i].err = e.err
+				continue
+			}
+			if e.cmd.kind != commandPublish {
+				heads := func(op string) (Head, bool) {
+					if h, ok := newHeads[op]; ok {
+						return h, true
+					}
+					h, ok := s.heads[op]
+					return h, ok
+				}
+				h, changed, err := applyControl(tx, &e.cmd, heads)
+				if err != nil {
+					return err
+				}
+				if changed != "" {
+					newHeads[changed] = h
+				}
 				continue
 			}
 			res := make([]Result, len(e.cmd.pubs))
@@ -449,6 +493,13 @@ func checkCommit(op string, current *crypto.Roster, last uint64, entry []byte) (
 	return next, nil
 }
 
+// roster returns an operation's current roster, nil if it has none.
+func (s *store) roster(op string) *crypto.Roster {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rosters[op]
+}
+
 // head returns an operation's head; an unknown operation has an empty log.
 func (s *store) head(op string) Head {
 	s.mu.RLock()
@@ -489,7 +540,9 @@ func (s *store) read(op string, from uint64, maxCount, maxBytes int) (Batch, err
 		}
 		lb := ob.Bucket(bucketLog)
 		c := lb.Cursor()
-		if from > 1 {
+		if from == h.First {
+			b.Prev = h.FirstPrev
+		} else {
 			k, v := c.Seek(seqKey(from - 1))
 			if k == nil || binary.BigEndian.Uint64(k) != from-1 || len(v) < recHeader {
 				return fmt.Errorf("%w: %s: entry %d missing", ErrCorrupt, op, from-1)

@@ -65,4 +65,12 @@ type Head struct {
 	First uint64
 	// Chain is the chain hash of entry Last.
 	Chain [HashLen]byte
+	// FirstPrev is the chain hash of entry First-1 (zero when First is 1):
+	// the anchor a reader starting at First continues from, once the
+	// entries before it were removed by retention.
+	FirstPrev [HashLen]byte
+	// FirstLog is crypto.LogChain of entry First-1 (zero when First is 1):
+	// the end-to-end log chain anchor at the same point (docs/protocol.md,
+	// "Retention").
+	FirstLog [HashLen]byte
 }

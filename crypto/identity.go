@@ -82,27 +82,6 @@ func (id *Identity) Token() *Token {
 // Fingerprint returns the identity's own fingerprint (see Fingerprint).
 func (id *Identity) Fingerprint() string { return Fingerprint(id.token.SigningKey) }
 
-// SignChallenge signs a relay login challenge with the identity key, under
-// its own context string so the signature is valid nowhere else.
-func (id *Identity) SignChallenge(challenge []byte) []byte {
-	return ed25519.Sign(id.sign, challengeMessage(challenge))
-}
-
-// VerifyChallenge checks a signature made by SignChallenge.
-func VerifyChallenge(pub [32]byte, challenge, sig []byte) error {
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub[:], challengeMessage(challenge), sig) {
-		return fmt.Errorf("%w: challenge", ErrBadSignature)
-	}
-	return nil
-}
-
-func challengeMessage(challenge []byte) []byte {
-	m := make([]byte, 0, len(ctxAuthChallenge)+1+len(challenge))
-	m = append(m, ctxAuthChallenge...)
-	m = append(m, 0)
-	return append(m, challenge...)
-}
-
 // Destroy zeroes the identity's private key material. The Identity must not
 // be used afterwards.
 func (id *Identity) Destroy() {

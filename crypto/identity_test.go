@@ -127,17 +127,3 @@ func TestSafetyNumber(t *testing.T) {
 		t.Fatal("different pairs, same number")
 	}
 }
-
-func TestChallenge(t *testing.T) {
-	id := mustIdentity(t, "a")
-	sig := id.SignChallenge([]byte("nonce"))
-	if err := VerifyChallenge(id.PublicKey(), []byte("nonce"), sig); err != nil {
-		t.Fatal(err)
-	}
-	if err := VerifyChallenge(id.PublicKey(), []byte("nonc3"), sig); !errors.Is(err, ErrBadSignature) {
-		t.Fatal(err)
-	}
-	if err := VerifyChallenge(id.PublicKey(), []byte("nonce"), sig[:10]); !errors.Is(err, ErrBadSignature) {
-		t.Fatal(err)
-	}
-}

@@ -18,7 +18,7 @@ const (
 	ctxEnvelopeSig   = "liaison/v1/envelope-sig"   // Ed25519 over envelope
 	ctxFingerprint   = "liaison/v1/fingerprint"    // SHA-512 for fingerprints
 	ctxIDFile        = "liaison/v1/idfile"         // identity-file AEAD additional-data prefix
-	ctxAuthChallenge = "liaison/v1/auth-challenge" // Ed25519 over relay login challenge
+	ctxRelayLogin    = "liaison/v1/relay-login"    // Ed25519 over a relay login (challenge, node, time, channel)
 	ctxLogChain      = "liaison/v1/log-chain"      // SHA-256 log hash chain
 	ctxLocalState    = "liaison/v1/local-state"    // HKDF salt: keys for a client's local state files
 )

@@ -28,6 +28,22 @@ type vectors struct {
 	EnvelopeText   string `json:"envelope_plaintext"`
 	LogChain       string `json:"log_chain_hex"`
 	EnvelopeLength int    `json:"envelope_length"`
+	// Login is alice's signature over vectorLogin.
+	Login string `json:"login_signature_hex"`
+}
+
+// vectorLogin is the relay login of the test vectors: challenge 0x01..0x20,
+// node "n1", time 1767225600000, channel binding 32 bytes of 0xcb.
+func vectorLogin() Login {
+	ch := make([]byte, LoginChallengeSize)
+	for i := range ch {
+		ch[i] = byte(i + 1)
+	}
+	cb := make([]byte, ChannelBindingSize)
+	for i := range cb {
+		cb[i] = 0xcb
+	}
+	return Login{Challenge: ch, Node: "n1", Time: 1767225600000, Channel: cb}
 }
 
 func genVectors(t *testing.T) (*vectors, *Group) {
@@ -63,7 +79,12 @@ func genVectors(t *testing.T) (*vectors, *Group) {
 	auth := ga.EpochAuthenticator()
 	c0, _ := DecodeCommit(gen)
 	h0 := c0.Hash()
+	login, err := alice.SignLogin(vectorLogin())
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &vectors{
+		Login:          hex.EncodeToString(login),
 		AliceToken:     alice.Token().String(),
 		BobToken:       bob.Token().String(),
 		AliceFP:        alice.Fingerprint(),
@@ -132,6 +153,13 @@ func TestVectors(t *testing.T) {
 	if err != nil || string(m.Plaintext) != want.EnvelopeText || m.Log.Seq != 1 {
 		t.Fatalf("stored envelope: %v", err)
 	}
+	alicePub, err := ParseTokenString(want.AliceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyLogin(alicePub.SigningKey, vectorLogin(), unhex(want.Login)); err != nil {
+		t.Fatalf("stored login signature: %v", err)
+	}
 	// Exact re-derivation.
 	for name, pair := range map[string][2]string{
 		"alice_token":   {got.AliceToken, want.AliceToken},
@@ -146,6 +174,7 @@ func TestVectors(t *testing.T) {
 		"log_chain":     {got.LogChain, want.LogChain},
 		"genesis_head":  {got.GenesisHead, want.GenesisHead},
 		"envelope_text": {got.EnvelopeText, want.EnvelopeText},
+		"login":         {got.Login, want.Login},
 	} {
 		if pair[0] != pair[1] {
 			t.Errorf("vector %s differs from testdata (regenerate with -update if the format changed on purpose)", name)

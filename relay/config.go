@@ -13,8 +13,17 @@ type Config struct {
 	Logger *slog.Logger
 	// WriteTimeout bounds every write to a connection; default 10 s.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the time from upgrade to auth; default 10 s.
+	// HandshakeTimeout bounds the WebSocket upgrade; default 10 s.
 	HandshakeTimeout time.Duration
+	// ChallengeTTL is how long after hello the challenge may be signed: an
+	// auth arriving later is refused (reason "expired"); default 30 s. The
+	// connection is closed if no auth arrives within ChallengeTTL + 2 s.
+	ChallengeTTL time.Duration
+	// RequireChannelBinding refuses, on TLS connections, logins whose
+	// signature does not cover the TLS channel (reason "unbound"). Off by
+	// default so that browsers, which cannot read the TLS exporter, can log
+	// in; see docs/protocol.md, Authentication.
+	RequireChannelBinding bool
 	// PingInterval is how often the server pings; default 30 s.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection that sent nothing (not even a pong)
@@ -39,6 +48,9 @@ type Config struct {
 	AllowedOrigins []string
 	// OpenOps lets any authenticated client publish to and subscribe to
 	// operations that have no roster. For tests and benchmarks only.
+	// Without it, an operation without a roster accepts only a genesis
+	// roster commit (from any authenticated identity, which must be the
+	// commit's signer).
 	OpenOps bool
 }
 
@@ -51,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.ChallengeTTL == 0 {
+		c.ChallengeTTL = 30 * time.Second
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 30 * time.Second

@@ -1,14 +1,17 @@
 package relay
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -21,7 +24,14 @@ type conn struct {
 	id  string
 	log *slog.Logger
 
-	challenge []byte
+	// identity is the connection's authenticated identity (see Identity):
+	// set once by auth before welcome, nil until then.
+	identity atomic.Pointer[crypto.Token]
+
+	challenge []byte        // this connection's login challenge; nil once used
+	helloAt   time.Time     // when hello was sent (the challenge's age)
+	helloTime int64         // hello's time field, Unix ms (signed by the client)
+	channel   []byte        // TLS channel binding (tls-exporter), nil without TLS
 	inflight  chan struct{} // one token per publish awaiting commit
 	done      chan struct{} // closed by shutdown
 
@@ -37,12 +47,13 @@ type conn struct {
 	pingTimer *time.Timer
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
 	c := &conn{
 		s:         s,
 		ws:        ws,
 		id:        newSessionID(),
 		challenge: newChallenge(),
+		channel:   channelBinding(tlsState),
 		inflight:  make(chan struct{}, s.cfg.MaxInflight),
 		done:      make(chan struct{}),
 		subs:      make(map[string]*subscription),
@@ -58,9 +69,11 @@ func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer c.endRead()
 	c.ws.SetReadLimit(wire.MaxClientFrame)
-	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
 	c.ws.SetPongHandler(func(string) error { return c.touch() })
-	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: time.Now().UnixMilli()})
+	c.helloAt = time.Now()
+	c.helloTime = c.helloAt.UnixMilli()
+	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
+	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
 	authed := false
 	for {
@@ -100,6 +113,9 @@ func (c *conn) readLoop() {
 			if !c.publish(f) {
 				return
 			}
+		case *wire.Auth:
+			c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
+			return
 		default:
 			c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
 			return
@@ -133,28 +149,12 @@ func (c *conn) touch() error {
 	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
-// auth handles the first client frame. Version 1 accepts anonymous clients.
-func (c *conn) auth(f wire.Frame) bool {
-	a, ok := f.(*wire.Auth)
-	if !ok {
-		c.s.stats.authFailures.inc("no_auth_frame")
-		c.failClose(wire.CodeUnauthenticated, "the first frame must be auth", wire.CloseAuth)
-		return false
-	}
-	if a.Version != wire.Version {
-		c.s.stats.authFailures.inc("version")
-		c.failClose(wire.CodeVersion, fmt.Sprintf("version %d not supported; this node speaks %d", a.Version, wire.Version), wire.CloseAuth)
-		return false
-	}
-	if err := c.touch(); err != nil {
-		return false
-	}
-	c.send(&wire.Welcome{Version: wire.Version, Node: c.s.cfg.NodeID, Session: c.id})
-	c.log.Debug("client authenticated", "client", a.Client)
-	return true
-}
-
 func (c *conn) publish(f *wire.Publish) bool {
+	if rf := c.mayPublish(f); rf != nil {
+		c.s.stats.publishes.inc(rf.code.String())
+		c.sendRefusal(f.Req, f.Op, rf)
+		return true
+	}
 	select {
 	case c.inflight <- struct{}{}:
 	default:

@@ -3,6 +3,16 @@
 // (the replicated store, wired in by cmd/relayd).
 //
 // What it owns and promises:
+//   - Every connection authenticates first: the client signs this node's
+//     fresh, single-use challenge (crypto.Login: challenge, node id, hello
+//     time and, on TLS, the tls-exporter channel binding) with its identity
+//     key; the challenge expires after Config.ChallengeTTL. The verified
+//     identity is the connection's for its whole life (conn.Identity).
+//   - Access follows each operation's signed roster (Log.Roster): only
+//     members subscribe or publish; only centre and admin members publish
+//     tasks; only admins publish roster changes (any member its own key
+//     update); a publisher may only publish entries it signed. An operation
+//     without a roster accepts only a genesis, unless Config.OpenOps.
 //   - One reader goroutine per connection. Writes go through a bounded
 //     per-connection outbound queue drained by a writer goroutine that
 //     exists only while there is something to write, with a deadline on every

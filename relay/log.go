@@ -1,6 +1,10 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"liaison/crypto"
+)
 
 // HashLen is the length of a chain hash.
 const HashLen = 32
@@ -18,11 +22,21 @@ type Log interface {
 	Read(op string, from uint64, maxCount, maxBytes int) (Batch, error)
 	// Head returns the extent of op's log.
 	Head(op string) Head
+	// Retained returns the roster commits of op kept below the oldest held
+	// entry, with sequences in [from, before), in order, up to about
+	// maxBytes (at least one if any).
+	Retained(op string, from, before uint64, maxBytes int) ([]RetainedEntry, error)
+	// RetainedCount counts what Retained would return over [from, before).
+	RetainedCount(op string, from, before uint64) (int, error)
 	// Watch registers fn for every committed batch, in log order, after it
 	// is readable. fn must not block.
 	Watch(fn func([]Batch)) (cancel func())
 	// Ready returns nil when the node can serve clients.
 	Ready() error
+	// Roster returns op's current verified roster (as of the last entry
+	// applied on this node), or nil for an operation without one. The
+	// returned roster is never modified afterwards.
+	Roster(op string) *crypto.Roster
 }
 
 // Publish is one entry to append: a message envelope or a roster commit
@@ -52,11 +66,22 @@ type Batch struct {
 	Kinds     []uint8
 }
 
-// Head is the extent of an operation's log.
+// Head is the extent of an operation's log. FirstPrev and FirstLog are the
+// relay chain hash and the crypto.LogChain hash of entry First-1 (zero when
+// First is 1).
 type Head struct {
-	Last  uint64
-	First uint64
-	Chain [HashLen]byte
+	Last      uint64
+	First     uint64
+	Chain     [HashLen]byte
+	FirstPrev [HashLen]byte
+	FirstLog  [HashLen]byte
+}
+
+// RetainedEntry is a roster commit kept below an operation's first held
+// entry.
+type RetainedEntry struct {
+	Seq   uint64
+	Entry []byte
 }
 
 // Errors a Log returns; adapters convert their own errors to these.

@@ -94,7 +94,7 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered the request
 	}
-	c := newConn(s, ws, r.RemoteAddr)
+	c := newConn(s, ws, r.RemoteAddr, r.TLS)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -154,8 +154,17 @@ type Stats struct {
 	Lagged uint64
 	// BadFrames counts connections closed for a malformed frame.
 	BadFrames uint64
-	// AuthFailures counts refused handshakes by reason.
+	// AuthFailures counts refused handshakes by reason (see
+	// docs/protocol.md, Authentication).
 	AuthFailures map[string]uint64
+	// UnboundLogins counts logins on TLS connections whose signature did
+	// not cover the TLS channel (browsers).
+	UnboundLogins uint64
+	// Refused counts requests refused by access control, by reason.
+	Refused map[string]uint64
+	// Limits counts enforcements of connection limits, by limit (see
+	// docs/protocol.md, Limits).
+	Limits map[string]uint64
 }
 
 // Stats returns the relay's gauges and counters.
@@ -181,16 +190,22 @@ func (s *Server) Stats() Stats {
 		Lagged:        s.stats.lagged.Load(),
 		BadFrames:     s.stats.badFrames.Load(),
 		AuthFailures:  s.stats.authFailures.snapshot(),
+		UnboundLogins: s.stats.unboundLogins.Load(),
+		Refused:       s.stats.refused.snapshot(),
+		Limits:        s.stats.limits.snapshot(),
 	}
 }
 
 type stats struct {
-	subs         atomic.Int64
-	delivered    atomic.Uint64
-	lagged       atomic.Uint64
-	badFrames    atomic.Uint64
-	publishes    labelCounter
-	authFailures labelCounter
+	subs          atomic.Int64
+	delivered     atomic.Uint64
+	lagged        atomic.Uint64
+	badFrames     atomic.Uint64
+	unboundLogins atomic.Uint64
+	publishes     labelCounter
+	authFailures  labelCounter
+	refused       labelCounter
+	limits        labelCounter
 }
 
 // labelCounter counts events by a small set of labels.

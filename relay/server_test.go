@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,11 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"liaison/crypto"
+	"liaison/relay/relaytest"
 	"liaison/relay/wire"
 )
 
@@ -24,13 +26,31 @@ type memLog struct {
 	mu       sync.Mutex
 	ready    error
 	logs     map[string][][]byte
+	rosters  map[string]*crypto.Roster
 	watchers []func([]Batch)
 }
 
-func newMemLog() *memLog { return &memLog{logs: map[string][][]byte{}} }
+func newMemLog() *memLog {
+	return &memLog{logs: map[string][][]byte{}, rosters: map[string]*crypto.Roster{}}
+}
+
+func (m *memLog) Roster(op string) *crypto.Roster {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rosters[op]
+}
 
 func (m *memLog) Submit(p Publish, done func(Result, error)) {
 	m.mu.Lock()
+	if p.Kind == uint8(wire.KindCommit) {
+		_, next, err := crypto.CheckCommit(m.rosters[p.Op], p.Envelope)
+		if err != nil {
+			m.mu.Unlock()
+			done(Result{}, fmt.Errorf("%w: %v", ErrRejected, err))
+			return
+		}
+		m.rosters[p.Op] = next
+	}
 	prev := m.headLocked(p.Op).Chain
 	m.logs[p.Op] = append(m.logs[p.Op], p.Envelope)
 	seq := uint64(len(m.logs[p.Op]))
@@ -70,6 +90,12 @@ func (m *memLog) Head(op string) Head {
 	defer m.mu.Unlock()
 	return m.headLocked(op)
 }
+
+func (m *memLog) Retained(string, uint64, uint64, int) ([]RetainedEntry, error) {
+	return nil, nil
+}
+
+func (m *memLog) RetainedCount(string, uint64, uint64) (int, error) { return 0, nil }
 
 func (m *memLog) Watch(fn func([]Batch)) func() {
 	m.mu.Lock()
@@ -160,15 +186,7 @@ func TestCloseSendsGoingAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := ws.ReadMessage(); err != nil { // hello
-		t.Fatal(err)
-	}
-	b, _ := wire.Encode(&wire.Auth{Version: wire.Version})
-	if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := ws.ReadMessage(); err != nil { // welcome
+	if _, err := relaytest.Handshake(ws, nil); err != nil {
 		t.Fatal(err)
 	}
 	go s.Close()

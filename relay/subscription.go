@@ -25,6 +25,10 @@ type subscription struct {
 	live    bool
 	pulling bool
 	ended   bool
+
+	// While retainedFrom is set, the puller first sends the roster commits
+	// kept in [retainedFrom, next).
+	retainedFrom uint64
 }
 
 // endLocked marks the subscription ended (once); c.mu is held.
@@ -36,13 +40,29 @@ func (s *subscription) endLocked() {
 }
 
 func (c *conn) subscribe(f *wire.Subscribe) {
-	head := c.s.log.Head(f.Op)
-	if f.From < head.First {
-		c.send(&wire.Error{Req: f.Req, Op: f.Op, Code: wire.CodeCompacted, Seq: head.First,
-			Message: fmt.Sprintf("entries before %d were removed by retention", head.First)})
+	if rf := c.mayRead(f.Op); rf != nil {
+		c.sendRefusal(f.Req, f.Op, rf)
 		return
 	}
+	head := c.s.log.Head(f.Op)
 	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
+	confirm := &wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First}
+	if f.From < head.First {
+		if !f.Retained {
+			c.send(&wire.Error{Req: f.Req, Op: f.Op, Code: wire.CodeCompacted, Seq: head.First,
+				Message: fmt.Sprintf("entries before %d were removed by retention", head.First)})
+			return
+		}
+		// Start at the oldest held entry, after the commits kept below it.
+		n, err := c.s.log.RetainedCount(f.Op, f.From, head.First)
+		if err != nil {
+			c.send(errorFrame(f.Req, f.Op, codeFor(err), err.Error()))
+			return
+		}
+		s.retainedFrom, s.next = f.From, head.First
+		confirm.From, confirm.Prev, confirm.LogAnchor = head.First, head.FirstPrev[:], head.FirstLog[:]
+		confirm.Retained = uint64(n)
+	}
 	c.s.stats.subs.Add(1)
 	c.mu.Lock()
 	if c.closed {
@@ -59,8 +79,10 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		old.endLocked()
 	}
 	c.subs[f.Op] = s
-	behind := c.s.log.Ready() != nil
-	if b, err := wire.Encode(&wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First, Behind: behind}); err == nil {
+	confirm.Behind = c.s.log.Ready() != nil
+	if b, err := wire.Encode(confirm); err != nil {
+		c.log.Error("encode subscribed", "op", f.Op, "err", err)
+	} else {
 		c.enqueueLocked(b)
 	}
 	c.s.wg.Add(1)
@@ -165,8 +187,15 @@ func (s *subscription) pull() {
 			return
 		}
 		from := s.next
+		retainedFrom := s.retainedFrom
 		c.mu.Unlock()
 
+		if retainedFrom > 0 {
+			if !s.sendRetained(retainedFrom, from) {
+				return
+			}
+			continue
+		}
 		b, err := c.s.log.Read(s.op, from, c.s.cfg.ReadBatch, readBytes)
 		if err != nil {
 			s.abort(err)
@@ -224,4 +253,36 @@ func (s *subscription) abort(err error) {
 		c.send(frame)
 	}
 	c.log.Warn("subscription ended", "op", s.op, "err", err)
+}
+
+// sendRetained queues the next roster commits kept in [from, before) and
+// reports whether the subscription goes on.
+func (s *subscription) sendRetained(from, before uint64) bool {
+	c := s.c
+	rs, err := c.s.log.Retained(s.op, from, before, readBytes)
+	if err != nil {
+		s.abort(err)
+		return false
+	}
+	frames := make([][]byte, 0, len(rs))
+	for _, r := range rs {
+		b, err := wire.Encode(&wire.Retained{Op: s.op, Seq: r.Seq, Entry: r.Entry})
+		if err != nil {
+			s.abort(err)
+			return false
+		}
+		frames = append(frames, b)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ended {
+		s.pulling = false
+		return false
+	}
+	s.retainedFrom = 0
+	if len(rs) > 0 && rs[len(rs)-1].Seq+1 < before {
+		s.retainedFrom = rs[len(rs)-1].Seq + 1
+	}
+	c.enqueueLocked(frames...)
+	return true
 }

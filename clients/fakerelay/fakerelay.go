@@ -489,6 +489,23 @@ func (s *Server) sendDeliverLocked(c *sconn, op string, l *opLog, from, to uint6
 	}
 }
 
+// verifyAuth checks an auth as the relay does: an identity token and its
+// signature over the hello's login (the fake serves no TLS, so no channel
+// binding).
+func verifyAuth(h *wire.Hello, a *wire.Auth) error {
+	if a.Version != wire.Version {
+		return fmt.Errorf("version %d", a.Version)
+	}
+	if a.Binding != wire.BindingNone {
+		return errors.New("the connection has no TLS channel binding")
+	}
+	tok, err := crypto.ParseToken(a.Identity)
+	if err != nil {
+		return fmt.Errorf("identity token: %w", err)
+	}
+	return crypto.VerifyLogin(tok.SigningKey, crypto.Login{Challenge: h.Challenge, Node: h.Node, Time: h.Time}, a.Signature)
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/ws" {
 		http.NotFound(w, r)
@@ -515,7 +532,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	var challenge [32]byte
 	rand.Read(challenge[:])
-	c.sendFrame(&wire.Hello{Versions: []uint{wire.Version}, Node: s.node, Challenge: challenge[:], Time: time.Now().UnixMilli()})
+	hello := &wire.Hello{Versions: []uint{wire.Version}, Node: s.node, Challenge: challenge[:], Time: time.Now().UnixMilli()}
+	c.sendFrame(hello)
 	f, err := c.read()
 	if err != nil {
 		return
@@ -531,6 +549,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.auths = append(s.auths, *auth)
+	if err := verifyAuth(hello, auth); err != nil {
+		s.mu.Unlock()
+		b, _ := wire.Encode(&wire.Error{Code: wire.CodeUnauthenticated, Message: err.Error()})
+		c.enqueue(b, true) // the writer closes the connection after it
+		<-c.done
+		return
+	}
 	s.conns[c.id] = c
 	s.handshakes++
 	c.sendFrame(&wire.Welcome{Version: wire.Version, Node: s.node, Session: fmt.Sprintf("s%d", c.id)})
@@ -553,6 +578,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case *wire.Subscribe:
 			s.subscribes = append(s.subscribes, *f)
 			l := s.logLocked(f.Op)
+			if f.From < l.first && f.Retained {
+				s.subscribeRetainedLocked(c, f, l)
+				break
+			}
 			if f.From < l.first {
 				c.sendFrame(&wire.Error{Req: f.Req, Code: wire.CodeCompacted, Op: f.Op, Seq: l.first})
 				break
@@ -680,4 +709,32 @@ func (c *sconn) close() {
 		close(c.done)
 		c.ws.Close()
 	})
+}
+
+// subscribeRetainedLocked answers a subscribe with retained from below the
+// first held entry as the relay does: subscribed from first with the
+// anchors, the commits kept in the gap, then the entries from first.
+func (s *Server) subscribeRetainedLocked(c *sconn, f *wire.Subscribe, l *opLog) {
+	var logAnchor [32]byte
+	for seq := uint64(1); seq < l.first; seq++ {
+		logAnchor = crypto.LogChain(logAnchor, seq, l.entries[seq-1])
+	}
+	var kept []*wire.Retained
+	for seq := f.From; seq < l.first; seq++ {
+		if l.kinds[seq-1] == wire.KindCommit {
+			kept = append(kept, &wire.Retained{Op: f.Op, Seq: seq, Entry: l.entries[seq-1]})
+		}
+	}
+	prev := l.chain(l.first - 1)
+	c.sendFrame(&wire.Subscribed{Req: f.Req, Op: f.Op, From: l.first, Head: l.head(), First: l.first,
+		Prev: prev[:], LogAnchor: logAnchor[:], Retained: uint64(len(kept))})
+	for _, r := range kept {
+		c.sendFrame(r)
+	}
+	if l.first <= l.head() {
+		s.sendDeliverLocked(c, f.Op, l, l.first, l.head())
+		c.subs[f.Op] = l.head() + 1
+	} else {
+		c.subs[f.Op] = l.first
+	}
 }

@@ -16,6 +16,16 @@ import (
 // failures; anything wrong with the entry itself becomes a flagged entry.
 func (s *Session) apply(oc *opCtx, m clients.Message) error {
 	st := oc.st
+	switch {
+	case (m.Gap != nil || m.Retained) && m.Seq <= st.Seq && !st.gapOpen():
+		return nil // a gap this state has moved past already
+	case m.Gap != nil:
+		return s.applyGap(oc, m)
+	case m.Retained:
+		return s.applyRetained(oc, m)
+	case st.gapOpen():
+		return fmt.Errorf("session: %s: entry %d arrived before the roster commits kept in the retention gap %d..%d", st.Op, m.Seq, st.Gap.From, st.Gap.End)
+	}
 	if m.Seq != st.Seq+1 {
 		return fmt.Errorf("session: %s: expected entry %d, got %d", st.Op, st.Seq+1, m.Seq)
 	}

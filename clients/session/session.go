@@ -228,7 +228,7 @@ func (s *Session) catchUp(ctx context.Context, oc *opCtx) error {
 		return ErrNoRelay
 	}
 	st := oc.st
-	var opts []clients.SubscribeOption
+	opts := []clients.SubscribeOption{clients.WithRetained()}
 	if st.Seq > 0 {
 		opts = append(opts, clients.WithPrevChain(st.relayChain()))
 	}
@@ -241,7 +241,7 @@ func (s *Session) catchUp(ctx context.Context, oc *opCtx) error {
 	if sub.Behind() {
 		s.warn(st.Op, "the relay node is behind the leader: entries committed elsewhere may be missing from this read; try again or use another node")
 	}
-	for st.Seq < head {
+	for st.Seq < head || st.gapOpen() {
 		select {
 		case m, ok := <-sub.Messages():
 			if !ok {
@@ -276,7 +276,7 @@ func (s *Session) Follow(ctx context.Context, op string, fn func(Entry)) error {
 	}); err != nil {
 		return err
 	}
-	var opts []clients.SubscribeOption
+	opts := []clients.SubscribeOption{clients.WithRetained()}
 	if next > 1 {
 		opts = append(opts, clients.WithPrevChain(chain))
 	}
@@ -317,6 +317,10 @@ func (s *Session) Follow(ctx context.Context, op string, fn func(Entry)) error {
 		entries, err := s.withOp(op, func(oc *opCtx) error {
 			for _, m := range batch {
 				switch {
+				case m.Gap != nil || m.Retained:
+					if err := s.apply(oc, m); err != nil {
+						return err
+					}
 				case m.Seq <= oc.st.Seq:
 					// Processed meanwhile by another process: show it from history.
 					for _, e := range oc.st.Entries {

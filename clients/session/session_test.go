@@ -55,9 +55,9 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func dial(t *testing.T, srv *fakerelay.Server) *clients.Client {
+func dial(t *testing.T, srv *fakerelay.Server, id *crypto.Identity) *clients.Client {
 	t.Helper()
-	c, err := clients.Dial(ctxT(t), []string{srv.URL}, clients.Options{ReconnectMin: time.Millisecond, ReconnectMax: 10 * time.Millisecond})
+	c, err := clients.Dial(ctxT(t), []string{srv.URL}, clients.Options{Identity: id, ReconnectMin: time.Millisecond, ReconnectMax: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func newPerson(t *testing.T, srv *fakerelay.Server, name string, opts Options) *
 // home: what a new process of the CLI does.
 func (p *person) connect(t *testing.T, srv *fakerelay.Server, opts Options) {
 	t.Helper()
-	p.c = dial(t, srv)
+	p.c = dial(t, srv, p.id)
 	if opts.KeyUpdateAfter == 0 {
 		opts.KeyUpdateAfter = -1
 	}

@@ -53,6 +53,9 @@ const (
 	// EntryRejected: an entry that failed verification, or a replay; it is
 	// not shown as a message (Warnings say why).
 	EntryRejected EntryKind = 6
+	// EntryCompacted: entries the relay removed by retention before this
+	// device read them (Summary gives the range; Seq is its last entry).
+	EntryCompacted EntryKind = 7
 )
 
 // Entry is one processed log entry of an operation, as kept in the local
@@ -120,6 +123,11 @@ type opState struct {
 	Pending   []pendingMsg `cbor:"14,keyasint,omitempty"`
 	Entries   []Entry      `cbor:"15,keyasint,omitempty"`
 	Anomalies int          `cbor:"16,keyasint,omitempty"`
+	// Gap is a retention gap announced by the relay whose kept roster
+	// commits are still being processed; LastRetained is the last kept
+	// commit processed (retained.go).
+	Gap          *gapState `cbor:"17,keyasint,omitempty"`
+	LastRetained uint64    `cbor:"18,keyasint,omitempty"`
 }
 
 func (st *opState) relayChain() [32]byte {

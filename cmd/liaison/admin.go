@@ -26,6 +26,10 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
   admin snapshot FILE              write a backup of a node's logs to FILE;
                                    start a new cluster from it with
                                    relayd --restore FILE --data-dir EMPTY-DIR
+  admin retention OP [--max-age DURATION] [--max-count N] [--clear]
+                                   show or set an operation's retention (entries
+                                   older or beyond the newest N are removed;
+                                   roster commits are kept)
   admin ca init DIR                create the cluster CA (DIR/ca.crt, DIR/ca.key)
   admin ca node DIR NODE-ID [--host IP-OR-NAME]...
                                    issue a node certificate (DIR/NODE-ID.crt/.key)
@@ -57,6 +61,10 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 		return adminCA(e, args[1:])
 	}
 	fs := e.newFlagSet("admin " + args[0])
+	var ret retentionFlags
+	if args[0] == "retention" {
+		ret.register(fs)
+	}
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -79,6 +87,11 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: admin remove NODE-ID", errUsage)
 		}
 		return adminChange(ctx, e, hc, "remove", map[string]string{"id": pos[0]})
+	case "retention":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin retention OP [--max-age DURATION] [--max-count N] [--clear]", errUsage)
+		}
+		return adminRetention(ctx, e, hc, pos[0], &ret)
 	case "snapshot":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: admin snapshot FILE", errUsage)

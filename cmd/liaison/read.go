@@ -76,6 +76,8 @@ func printEntry(e *env, en session.Entry) {
 		body = "[sent before you joined]"
 	case session.EntryNotMember:
 		body = "[sent while you were not a member]"
+	case session.EntryCompacted:
+		body = "[" + sanitize(en.Summary) + "]"
 	default:
 		body = "[rejected]"
 	}

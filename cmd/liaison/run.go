@@ -243,13 +243,14 @@ func (e *env) identityPath() (string, error) {
 	return filepath.Join(h, "identity"), nil
 }
 
-// dial connects to the relays named by --relay.
-func (e *env) dial(ctx context.Context) (*clients.Client, error) {
+// dial connects to the relays named by --relay, proving the person's
+// identity to each.
+func (e *env) dial(ctx context.Context, id *crypto.Identity) (*clients.Client, error) {
 	tc, err := e.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc})
+	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc, Identity: id})
 }
 
 // loadIdentity decrypts the identity file.
@@ -284,7 +285,7 @@ func (e *env) openSession(ctx context.Context, withRelay bool) (s *session.Sessi
 	var c *clients.Client
 	var relay session.Relay
 	if withRelay {
-		if c, err = e.dial(ctx); err != nil {
+		if c, err = e.dial(ctx, id); err != nil {
 			id.Destroy()
 			return nil, nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"liaison/cluster"
+	"liaison/crypto"
 	"liaison/relay"
 )
 
@@ -27,6 +28,23 @@ func (l clusterLog) Read(op string, from uint64, maxCount, maxBytes int) (relay.
 
 func (l clusterLog) Head(op string) relay.Head { return relay.Head(l.n.Head(op)) }
 
+func (l clusterLog) Retained(op string, from, before uint64, maxBytes int) ([]relay.RetainedEntry, error) {
+	rs, err := l.n.Retained(op, from, before, maxBytes)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	out := make([]relay.RetainedEntry, len(rs))
+	for i, r := range rs {
+		out[i] = relay.RetainedEntry(r)
+	}
+	return out, nil
+}
+
+func (l clusterLog) RetainedCount(op string, from, before uint64) (int, error) {
+	n, err := l.n.RetainedCount(op, from, before)
+	return n, relayError(err)
+}
+
 func (l clusterLog) Watch(fn func([]relay.Batch)) func() {
 	return l.n.Watch(func(bs []cluster.Batch) {
 		out := make([]relay.Batch, len(bs))
@@ -38,6 +56,8 @@ func (l clusterLog) Watch(fn func([]relay.Batch)) func() {
 }
 
 func (l clusterLog) Ready() error { return l.n.Ready() }
+
+func (l clusterLog) Roster(op string) *crypto.Roster { return l.n.Roster(op) }
 
 // relayError converts cluster errors into the relay's.
 func relayError(err error) error {

@@ -12,14 +12,23 @@ import (
 	"time"
 
 	"liaison/clients"
+	"liaison/crypto"
 )
 
+// dialClient connects a client with an ephemeral identity.
 func dialClient(t testing.TB, addrs ...string) *clients.Client {
 	t.Helper()
-	return dialClientTLS(t, nil, addrs...)
+	return dialClientAs(t, nil, nil, addrs...)
 }
 
 func dialClientTLS(t testing.TB, tc *tls.Config, addrs ...string) *clients.Client {
+	t.Helper()
+	return dialClientAs(t, tc, nil, addrs...)
+}
+
+// dialClientAs connects a client that authenticates as id (ephemeral when
+// nil), over TLS when tc is set.
+func dialClientAs(t testing.TB, tc *tls.Config, id *crypto.Identity, addrs ...string) *clients.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -28,6 +37,7 @@ func dialClientTLS(t testing.TB, tc *tls.Config, addrs ...string) *clients.Clien
 		ReconnectMin: 20 * time.Millisecond,
 		ReconnectMax: 200 * time.Millisecond,
 		TLSConfig:    tc,
+		Identity:     id,
 	})
 	if err != nil {
 		t.Fatal(err)

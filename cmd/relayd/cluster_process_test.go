@@ -25,16 +25,17 @@ type procNode struct {
 }
 
 // startCluster runs size relayd processes on 127.0.0.1, 127.0.0.2, ...: the
-// first bootstraps, the others join it.
+// first bootstraps, the others join it. They run with --open-ops: these
+// tests publish raw entries.
 func startCluster(t *testing.T, size int) []*procNode {
 	t.Helper()
 	var nodes []*procNode
 	for i := 0; i < size; i++ {
 		host := fmt.Sprintf("127.0.0.%d", i+1)
 		n := &procNode{id: fmt.Sprintf("n%d", i+1), dataDir: t.TempDir(), listen: freePortOn(t, host), raft: freePortOn(t, host)}
-		var extra []string
+		extra := []string{"--open-ops"}
 		if i > 0 {
-			extra = []string{"--join", nodes[0].listen}
+			extra = append(extra, "--join", nodes[0].listen)
 		}
 		n.proc = startProcArgs(t, n.dataDir, n.listen, n.raft, n.id, extra...)
 		nodes = append(nodes, n)
@@ -52,7 +53,7 @@ func listens(nodes []*procNode) []string {
 }
 
 func (n *procNode) restart(t *testing.T) {
-	n.proc = startProcArgs(t, n.dataDir, n.listen, n.raft, n.id)
+	n.proc = startProcArgs(t, n.dataDir, n.listen, n.raft, n.id, "--open-ops")
 }
 
 func clusterStatus(addr string) (leaderID string, servers int, err error) {

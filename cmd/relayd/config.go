@@ -18,6 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"liaison/cluster"
 	"liaison/relay"
 )
 
@@ -26,20 +27,23 @@ import (
 // --config (or $RELAYD_CONFIG), by the environment variable RELAYD_<KEY>
 // (lists comma-separated), and by the flag --<key with dashes>.
 type config struct {
-	DataDir    string   `toml:"data_dir" help:"directory for the Raft log, snapshots and operation logs"`
-	Listen     string   `toml:"listen" help:"client address (HTTP and WebSocket)"`
-	RaftListen string   `toml:"raft_listen" help:"Raft address this node listens on"`
-	Advertise  string   `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
-	NodeID     string   `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
-	Join       []string `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
-	LogFormat  string   `toml:"log_format" help:"log format: text or json"`
-	LogLevel   string   `toml:"log_level" help:"log level: debug, info, warn or error"`
-	Origins    []string `toml:"allowed_origins" help:"browser Origins allowed besides the node's own"`
-	TLSCA      string   `toml:"tls_ca" help:"cluster CA certificate (liaison admin ca init); with tls_cert and tls_key, node-to-node traffic uses mutual TLS"`
-	TLSCert    string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
-	TLSKey     string   `toml:"tls_key" help:"this node's private key"`
-	ClientTLS  bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
-	OpenOps    bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
+	DataDir           string   `toml:"data_dir" help:"directory for the Raft log, snapshots and operation logs"`
+	Listen            string   `toml:"listen" help:"client address (HTTP and WebSocket)"`
+	RaftListen        string   `toml:"raft_listen" help:"Raft address this node listens on"`
+	Advertise         string   `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
+	NodeID            string   `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
+	Join              []string `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
+	LogFormat         string   `toml:"log_format" help:"log format: text or json"`
+	LogLevel          string   `toml:"log_level" help:"log level: debug, info, warn or error"`
+	Origins           []string `toml:"allowed_origins" help:"browser Origins allowed besides the node's own"`
+	TLSCA             string   `toml:"tls_ca" help:"cluster CA certificate (liaison admin ca init); with tls_cert and tls_key, node-to-node traffic uses mutual TLS"`
+	TLSCert           string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
+	TLSKey            string   `toml:"tls_key" help:"this node's private key"`
+	ClientTLS         bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
+	RetentionMaxAge   string   `toml:"retention_max_age" help:"default retention: remove entries older than this (e.g. 720h; empty keeps them) from operations without a policy of their own; roster commits are always kept"`
+	RetentionMaxCount uint64   `toml:"retention_max_count" help:"default retention: keep at most this many newest entries of each operation without a policy of its own (0: no limit)"`
+	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
+	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
 
 	// Restore is a one-off action, so a flag only.
 	Restore string `toml:"-"`
@@ -53,7 +57,7 @@ type config struct {
 var errPrinted = errors.New("configuration printed")
 
 func defaultConfig() config {
-	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info"}
+	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info", RetentionInterval: "1m"}
 }
 
 // settable lists the config fields by TOML key.
@@ -75,6 +79,12 @@ func set(field reflect.Value, value string) error {
 	switch field.Kind() {
 	case reflect.String:
 		field.SetString(value)
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a non-negative integer", value)
+		}
+		field.SetUint(n)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -245,6 +255,12 @@ func (c *config) validate() error {
 	if c.ClientTLS && c.TLSCert == "" {
 		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
 	}
+	if _, err := c.retention(); err != nil {
+		return err
+	}
+	if d, err := time.ParseDuration(c.RetentionInterval); err != nil || d < time.Second {
+		return fmt.Errorf("retention_interval: %q is not a duration of at least 1s", c.RetentionInterval)
+	}
 	if c.Restore != "" && len(c.Join) > 0 {
 		return errors.New("--restore starts a new cluster; it cannot be combined with join")
 	}
@@ -319,4 +335,17 @@ func resolveNodeID(dataDir, flagID string) (string, error) {
 		return "", fmt.Errorf("store node id: %w", err)
 	}
 	return id, nil
+}
+
+// retention returns the default retention policy.
+func (c *config) retention() (cluster.Retention, error) {
+	p := cluster.Retention{MaxCount: c.RetentionMaxCount}
+	if c.RetentionMaxAge != "" {
+		d, err := time.ParseDuration(c.RetentionMaxAge)
+		if err != nil || d < time.Second {
+			return p, fmt.Errorf("retention_max_age: %q is not a duration of at least 1s (e.g. 720h)", c.RetentionMaxAge)
+		}
+		p.MaxAge = d
+	}
+	return p, nil
 }

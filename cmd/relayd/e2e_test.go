@@ -27,7 +27,7 @@ func newSession(t testing.TB, n *node, name string) (*session.Session, *crypto.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	return session.New(t.TempDir(), id, dialClient(t, n.addr.String()), session.Options{KeyUpdateAfter: -1}), id
+	return session.New(t.TempDir(), id, dialClientAs(t, nil, id, n.addr.String()), session.Options{KeyUpdateAfter: -1}), id
 }
 
 // entriesText returns the texts of decrypted messages in entries.
@@ -47,6 +47,7 @@ func entriesText(es []session.Entry) []string {
 // every message.
 func TestRelayNeverStoresPlaintext(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
+	cfg.OpenOps = false // access control as in production
 	n := startNode(t, cfg)
 	defer n.close()
 	ctx := context.Background()
@@ -112,7 +113,9 @@ func TestRelayNeverStoresPlaintext(t *testing.T) {
 // refused by the relay and re-sealed by its sender, and every member reads
 // every message.
 func TestNoUnableToDecryptUnderConcurrentCommits(t *testing.T) {
-	n := startNode(t, testConfig(t, t.TempDir()))
+	cfg := testConfig(t, t.TempDir())
+	cfg.OpenOps = false // access control as in production
+	n := startNode(t, cfg)
 	defer n.close()
 	ctx := context.Background()
 	alice, _ := newSession(t, n, "alice")

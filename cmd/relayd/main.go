@@ -97,16 +97,20 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		}
 	}
 	met := newMetrics()
+	retention, _ := cfg.retention() // validated
+	retentionInterval, _ := time.ParseDuration(cfg.RetentionInterval)
 	cn, err := cluster.Open(cluster.Config{
-		Metrics:         met,
-		TLS:             nodeTLS,
-		NodeID:          id,
-		DataDir:         cfg.DataDir,
-		RaftBind:        cfg.RaftListen,
-		RaftAdvertise:   cfg.Advertise,
-		Bootstrap:       len(cfg.Join) == 0,
-		Logger:          log,
-		ElectionTimeout: cfg.electionTimeout,
+		Retention:         retention,
+		RetentionInterval: retentionInterval,
+		Metrics:           met,
+		TLS:               nodeTLS,
+		NodeID:            id,
+		DataDir:           cfg.DataDir,
+		RaftBind:          cfg.RaftListen,
+		RaftAdvertise:     cfg.Advertise,
+		Bootstrap:         len(cfg.Join) == 0,
+		Logger:            log,
+		ElectionTimeout:   cfg.electionTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -23,7 +23,8 @@ type metrics struct {
 	cluster *cluster.Node
 
 	conns, subs, queue, delivered, lagged, badFrames *prometheus.Desc
-	publishes, authFailures                          *prometheus.Desc
+	publishes, authFailures, unbound, refused        *prometheus.Desc
+	limits                                           *prometheus.Desc
 	raftState, term, commitIdx, appliedIdx, lastIdx  *prometheus.Desc
 	entries, batched, ready                          *prometheus.Desc
 }
@@ -51,6 +52,9 @@ func newMetrics() *metrics {
 	m.badFrames = d("liaison_bad_frames_total", "Connections closed for a malformed frame.")
 	m.publishes = d("liaison_publishes_total", "Publishes answered, by result (ok, dup, or the error code).", "result")
 	m.authFailures = d("liaison_auth_failures_total", "Refused handshakes by reason.", "reason")
+	m.unbound = d("liaison_unbound_logins_total", "Logins on TLS connections whose signature did not cover the TLS channel (browsers).")
+	m.refused = d("liaison_refused_total", "Requests refused by access control, by reason.", "reason")
+	m.limits = d("liaison_limit_events_total", "Times a connection limit was enforced, by limit.", "limit")
 	m.raftState = d("liaison_raft_state", "1 for this node's current Raft state.", "state")
 	m.term = d("liaison_raft_term", "Current Raft term.")
 	m.commitIdx = d("liaison_raft_commit_index", "Raft commit index known to this node.")
@@ -80,7 +84,7 @@ func (m *metrics) handler() http.Handler {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.subs, m.queue, m.delivered, m.lagged, m.badFrames, m.publishes,
-		m.authFailures, m.raftState, m.term, m.commitIdx, m.appliedIdx, m.lastIdx, m.entries, m.batched, m.ready} {
+		m.authFailures, m.unbound, m.refused, m.limits, m.raftState, m.term, m.commitIdx, m.appliedIdx, m.lastIdx, m.entries, m.batched, m.ready} {
 		ch <- d
 	}
 }
@@ -108,6 +112,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range rs.AuthFailures {
 		c(m.authFailures, float64(v), k)
+	}
+	c(m.unbound, float64(rs.UnboundLogins))
+	for k, v := range rs.Refused {
+		c(m.refused, float64(v), k)
+	}
+	for k, v := range rs.Limits {
+		c(m.limits, float64(v), k)
 	}
 	st := m.cluster.Status()
 	for _, s := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -47,8 +48,12 @@ func freePortOn(t testing.TB, host string) string {
 	return ""
 }
 
+// testConfig is a one-node configuration for in-process tests. It sets
+// OpenOps because most tests publish raw (non-roster) entries; tests of
+// access control turn it off.
 func testConfig(t testing.TB, dir string) config {
 	return config{
+		OpenOps:         true,
 		DataDir:         dir,
 		Listen:          "127.0.0.1:0",
 		RaftListen:      freePort(t),
@@ -85,21 +90,22 @@ type rawConn struct {
 	ws *websocket.Conn
 }
 
+// dialRaw connects to n and authenticates with a fresh identity.
 func dialRaw(t testing.TB, n *node) *rawConn {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(n.wsURL(), nil)
+	return dialRawAs(t, n.addr.String(), nil)
+}
+
+// dialRawAs connects to the node at addr and authenticates as id (a fresh
+// identity when nil) through relaytest.Handshake, the one handshake helper
+// of the raw-frame tests.
+func dialRawAs(t testing.TB, addr string, id *crypto.Identity) *rawConn {
+	t.Helper()
+	c, err := dialAddrAs(t, addr, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &rawConn{t: t, ws: ws}
-	t.Cleanup(func() { ws.Close() })
-	if _, ok := c.read().(*wire.Hello); !ok {
-		t.Fatal("first frame is not hello")
-	}
-	c.send(&wire.Auth{Version: wire.Version, Client: "test"})
-	if _, ok := c.read().(*wire.Welcome); !ok {
-		t.Fatal("no welcome after auth")
-	}
+	t.Cleanup(func() { c.ws.Close() })
 	return c
 }
 

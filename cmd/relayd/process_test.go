@@ -20,6 +20,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"liaison/cluster/pki"
+	"liaison/crypto"
+	"liaison/relay/relaytest"
 	"liaison/relay/wire"
 )
 
@@ -157,25 +159,24 @@ func (p *proc) signal(sig os.Signal) error {
 	}
 }
 
+// dialAddr connects to the node at addr and authenticates with a fresh
+// identity.
 func dialAddr(t testing.TB, addr string) (*rawConn, error) {
+	return dialAddrAs(t, addr, nil)
+}
+
+// dialAddrAs connects to the node at addr and authenticates as id (fresh
+// when nil).
+func dialAddrAs(t testing.TB, addr string, id *crypto.Identity) (*rawConn, error) {
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 	if err != nil {
 		return nil, err
 	}
-	c := &rawConn{t: t, ws: ws}
-	if _, err := c.tryRead(); err != nil {
+	if _, err := relaytest.Handshake(ws, id); err != nil {
 		ws.Close()
 		return nil, err
 	}
-	if err := sendFrame(ws, &wire.Auth{Version: wire.Version}); err != nil {
-		ws.Close()
-		return nil, err
-	}
-	if _, err := c.tryRead(); err != nil {
-		ws.Close()
-		return nil, err
-	}
-	return c, nil
+	return &rawConn{t: t, ws: ws}, nil
 }
 
 // A relayd process killed with SIGKILL while publishes stream in has, after
@@ -187,7 +188,7 @@ func TestKill9MidStreamLosesNothingAcked(t *testing.T) {
 	}
 	dir := t.TempDir()
 	listen, raftListen := freePort(t), freePort(t)
-	p := startProc(t, dir, listen, raftListen)
+	p := startProcArgs(t, dir, listen, raftListen, "n1", "--open-ops")
 	c, err := dialAddr(t, listen)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +231,7 @@ func TestKill9MidStreamLosesNothingAcked(t *testing.T) {
 		t.Fatalf("only %d acks before the kill", nAcked)
 	}
 
-	p = startProc(t, dir, listen, raftListen)
+	p = startProcArgs(t, dir, listen, raftListen, "n1", "--open-ops")
 	c2, err := dialAddr(t, listen)
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +352,7 @@ func TestBackupRestoreProcess(t *testing.T) {
 		t.Skip("runs relayd processes")
 	}
 	listen := freePort(t)
-	startProc(t, t.TempDir(), listen, freePort(t))
+	startProcArgs(t, t.TempDir(), listen, freePort(t), "n1", "--open-ops")
 	c := dialClient(t, listen)
 	ctx := context.Background()
 	for i := 1; i <= 25; i++ {
@@ -376,7 +377,7 @@ func TestBackupRestoreProcess(t *testing.T) {
 	}
 
 	listen2 := freePort(t)
-	startProcArgs(t, t.TempDir(), listen2, freePort(t), "r1", "--restore", file)
+	startProcArgs(t, t.TempDir(), listen2, freePort(t), "r1", "--restore", file, "--open-ops")
 	s, err := dialClient(t, listen2).Subscribe(ctx, "backed-up", 1)
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 	mustCLI(t, "admin", "ca", "admin", pkiDir, "ops")
 	ca := filepath.Join(pkiDir, "ca.crt")
 	tlsArgs := func(dir, id string) []string {
-		return []string{"--tls-ca", ca, "--tls-cert", filepath.Join(dir, id+".crt"), "--tls-key", filepath.Join(dir, id+".key"), "--client-tls"}
+		return []string{"--tls-ca", ca, "--tls-cert", filepath.Join(dir, id+".crt"), "--tls-key", filepath.Join(dir, id+".key"), "--client-tls", "--open-ops"}
 	}
 
 	var nodes []*procNode

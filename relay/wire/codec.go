@@ -77,6 +77,8 @@ func Decode(b []byte) (Frame, error) {
 		f = new(Subscribed)
 	case TypeUnsubscribe:
 		f = new(Unsubscribe)
+	case TypeRetained:
+		f = new(Retained)
 	case TypePublish:
 		f = new(Publish)
 	case TypeAck:
@@ -154,6 +156,9 @@ func (a *Auth) validate() error {
 	if len(a.Client) > 128 {
 		return errors.New("auth: client name too long")
 	}
+	if a.Binding > BindingTLSExporter {
+		return fmt.Errorf("auth: unknown channel binding %d", a.Binding)
+	}
 	return nil
 }
 
@@ -177,6 +182,12 @@ func (s *Subscribe) validate() error {
 func (s *Subscribed) validate() error {
 	if s.From == 0 {
 		return errors.New("subscribed: from must be at least 1")
+	}
+	if (len(s.Prev) != 0 || len(s.LogAnchor) != 0) && (len(s.Prev) != HashLen || len(s.LogAnchor) != HashLen || s.From < 2) {
+		return fmt.Errorf("subscribed: prev and log anchor go together, %d bytes each, with from above 1", HashLen)
+	}
+	if s.Retained > 0 && (len(s.Prev) == 0 || s.Retained >= s.From) {
+		return errors.New("subscribed: retained commits only with anchors, fewer than from")
 	}
 	return checkOp(s.Op)
 }

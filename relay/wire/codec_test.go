@@ -14,10 +14,14 @@ func sampleFrames() []Frame {
 		&Hello{Versions: []uint{1}, Node: "n1", Challenge: bytes.Repeat([]byte{1}, ChallengeLen), Time: 1700000000000},
 		&Auth{Version: 1, Client: "liaison-go"},
 		&Auth{Version: 1, Identity: []byte("token"), Signature: bytes.Repeat([]byte{2}, 64)},
+		&Auth{Version: 1, Identity: []byte("token"), Signature: bytes.Repeat([]byte{2}, 64), Binding: BindingTLSExporter},
 		&Welcome{Version: 1, Node: "n1", Session: "abc"},
 		&Subscribe{Req: 1, Op: "op-1", From: 1},
 		&Subscribed{Req: 1, Op: "op-1", From: 1, Head: 10, First: 1},
 		&Unsubscribe{Req: 2, Op: "op-1"},
+		&Subscribe{Req: 6, Op: "op-1", From: 3, Retained: true},
+		&Subscribed{Req: 6, Op: "op-1", From: 9, Head: 12, First: 9, Prev: bytes.Repeat([]byte{3}, HashLen), LogAnchor: bytes.Repeat([]byte{4}, HashLen), Retained: 2},
+		&Retained{Op: "op-1", Seq: 4, Entry: []byte("commit")},
 		&Publish{Req: 3, Op: "op.2_x", MsgID: id, Class: ClassFlash, Envelope: []byte("sealed")},
 		&Ack{Req: 3, Op: "op-1", Seq: 42, Dup: true},
 		&Deliver{Op: "op-1", Seq: 5, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("a"), []byte("bc")}},
@@ -76,6 +80,7 @@ func TestEnvelopeVerbatimAndOwned(t *testing.T) {
 
 func TestEncodeRefusesInvalid(t *testing.T) {
 	bad := []Frame{
+		&Auth{Version: 1, Binding: 2},
 		&Publish{Req: 1, Op: "", MsgID: make([]byte, MsgIDLen), Envelope: []byte("x")},
 		&Publish{Req: 1, Op: "op", MsgID: make([]byte, 3), Envelope: []byte("x")},
 		&Publish{Req: 1, Op: "op", MsgID: make([]byte, MsgIDLen), Envelope: nil},
@@ -94,6 +99,13 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{0, 1}},
 		&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("x")}, Kinds: []byte{7}},
 		&Ack{Op: "op", Seq: 0},
+		&Subscribed{Op: "op", From: 5, Prev: make([]byte, HashLen)},
+		&Subscribed{Op: "op", From: 1, Prev: make([]byte, HashLen), LogAnchor: make([]byte, HashLen)},
+		&Retained{Op: "op", Seq: 0, Entry: []byte("x")},
+		&Subscribed{Op: "op", From: 5, Retained: 1},
+		&Subscribed{Op: "op", From: 2, Prev: make([]byte, HashLen), LogAnchor: make([]byte, HashLen), Retained: 2},
+		&Retained{Op: "op", Seq: 1},
+		&Retained{Op: "op", Seq: 1, Entry: make([]byte, MaxCommit+1)},
 	}
 	for _, f := range bad {
 		if _, err := Encode(f); err == nil {

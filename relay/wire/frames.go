@@ -19,14 +19,19 @@ type Hello struct {
 	Time int64 `cbor:"4,keyasint"`
 }
 
-// Auth is the client's answer to Hello: the version it chose and, once
-// identities are in use, its identity token and signature over the challenge.
+// Auth is the client's answer to Hello: the version it chose, its identity
+// token (crypto.Token, binary form) and its signature over the login
+// (crypto.Login: the hello's challenge, node and time, and the TLS channel
+// binding named by Binding).
 type Auth struct {
 	Version   uint   `cbor:"1,keyasint"`
 	Identity  []byte `cbor:"2,keyasint,omitempty"`
 	Signature []byte `cbor:"3,keyasint,omitempty"`
 	// Client names the client software, for logs. Optional.
 	Client string `cbor:"4,keyasint,omitempty"`
+	// Binding says what channel binding the signature covers:
+	// BindingNone (absent) or BindingTLSExporter.
+	Binding Binding `cbor:"5,keyasint,omitempty"`
 }
 
 // Welcome accepts an Auth: the connection is ready for requests.
@@ -43,6 +48,11 @@ type Subscribe struct {
 	Req  uint64 `cbor:"1,keyasint"`
 	Op   string `cbor:"2,keyasint"`
 	From uint64 `cbor:"3,keyasint"`
+	// Retained asks, when From is below the oldest entry still held, for
+	// a subscription from the oldest entry, preceded by the roster commits
+	// kept below it (Retained frames, after Subscribed), instead of a
+	// compacted error. See "Retention" in docs/protocol.md.
+	Retained bool `cbor:"4,keyasint,omitempty"`
 }
 
 // Subscribed confirms a Subscribe. Head is the last sequence committed on
@@ -57,6 +67,16 @@ type Subscribed struct {
 	Head   uint64 `cbor:"4,keyasint"`
 	First  uint64 `cbor:"5,keyasint"`
 	Behind bool   `cbor:"6,keyasint,omitempty"`
+	// Prev and LogAnchor are set when the subscription starts above the
+	// requested From because earlier entries were removed by retention:
+	// the relay chain hash and the crypto.LogChain hash of entry From-1.
+	// The client continues its chains from them; they are the relay's
+	// word, which later members' envelopes corroborate.
+	Prev      []byte `cbor:"7,keyasint,omitempty"`
+	LogAnchor []byte `cbor:"8,keyasint,omitempty"`
+	// Retained is the number of Retained frames that follow (roster commits
+	// kept between the requested From and this From).
+	Retained uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 // Unsubscribe ends a subscription. Deliver frames already queued may still

@@ -44,6 +44,7 @@ const (
 	TypeSubscribe   Type = 0x10 // client -> server
 	TypeSubscribed  Type = 0x11 // server -> client
 	TypeUnsubscribe Type = 0x12 // client -> server
+	TypeRetained    Type = 0x13 // server -> client
 	TypePublish     Type = 0x20 // client -> server
 	TypeAck         Type = 0x21 // server -> client
 	TypeDeliver     Type = 0x30 // server -> client
@@ -75,6 +76,21 @@ func (t Type) String() string {
 	}
 	return fmt.Sprintf("type(0x%02x)", byte(t))
 }
+
+// Binding names the channel binding an auth signature covers.
+type Binding uint8
+
+// Channel bindings.
+const (
+	// BindingNone: the signature is not bound to a TLS channel (plain
+	// WebSocket, or a client such as a browser that cannot read the TLS
+	// exporter).
+	BindingNone Binding = 0
+	// BindingTLSExporter: the signature covers the connection's RFC 9266
+	// tls-exporter value (label "EXPORTER-Channel-Binding", empty context,
+	// 32 bytes).
+	BindingTLSExporter Binding = 1
+)
 
 // Class is the coarse priority the relay may see. Relays deliver higher
 // classes first; the real priority and content stay inside the envelope.
