@@ -43,7 +43,7 @@ func newPerson(t *testing.T, name string) *person {
 // new process does.
 func (p *person) connect(t *testing.T, urls ...string) {
 	t.Helper()
-	c, err := clients.Dial(ctxT(t), urls, clients.Options{ReconnectMin: 5 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	c, err := clients.Dial(ctxT(t), urls, clients.Options{Identity: p.id, ReconnectMin: 5 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

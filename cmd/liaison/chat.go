@@ -14,6 +14,7 @@ import (
 	"liaison/clients"
 	"liaison/clients/session"
 	"liaison/clients/tui"
+	"liaison/crypto"
 )
 
 // cmdChat implements `liaison chat [NAME]`: the terminal user interface
@@ -53,7 +54,7 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := e.dialLogged(ctx, logger)
+	c, err := e.dialLogged(ctx, id, logger)
 	if err != nil {
 		return err
 	}
@@ -106,11 +107,12 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// dialLogged connects to the relays named by --relay, logging to logger.
-func (e *env) dialLogged(ctx context.Context, logger *slog.Logger) (*clients.Client, error) {
+// dialLogged connects to the relays named by --relay as id, logging to
+// logger.
+func (e *env) dialLogged(ctx context.Context, id *crypto.Identity, logger *slog.Logger) (*clients.Client, error) {
 	tc, err := e.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc, Logger: logger, ClientName: "liaison-chat"})
+	return clients.Dial(ctx, e.relayURLs(), clients.Options{DialTimeout: 10 * time.Second, TLSConfig: tc, Identity: id, Logger: logger, ClientName: "liaison-chat"})
 }
