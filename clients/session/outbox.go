@@ -5,10 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -16,8 +12,8 @@ import (
 	"liaison/relay/wire"
 )
 
-// The outbox holds messages typed but not yet sealed: a file of its own,
-// ops/OP.outbox, with its own short-lived lock, so that Queue never waits
+// The outbox holds messages typed but not yet sealed: a blob of its own
+// (outbox_store.go), with its own short-lived lock, so that Queue never waits
 // for the operation's lock (which Sync holds while it waits for the relay).
 // Format: magic "LOBX" ‖ version 1 ‖ nonce (24) ‖ XChaCha20-Poly1305(key,
 // nonce, CBOR(outboxFile), AD) with the state file's key and AD = "LOBX" ‖
@@ -32,7 +28,6 @@ import (
 // msgid makes its re-sends after an unknown outcome harmless.
 const (
 	outboxMagic   = "LOBX"
-	outboxSuffix  = ".outbox"
 	maxOutboxFile = 64 << 20
 	// MaxOutbox bounds the messages an outbox holds.
 	MaxOutbox = 1000
@@ -168,19 +163,11 @@ func (s *Session) drainOutbox(oc *opCtx) error {
 // withOutbox runs f on op's outbox under its lock and writes it back if f
 // says so. The lock is held only for the file's read and write.
 func (s *Session) withOutbox(op string, f func(ob *outboxFile) (write bool, err error)) error {
-	dir := filepath.Join(s.home, "ops")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	lf, err := os.OpenFile(filepath.Join(dir, op+outboxSuffix+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := s.lockOutbox(op)
 	if err != nil {
 		return err
 	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("session: lock outbox of %s: %w", op, err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	ob, err := s.readOutbox(op)
 	if err != nil {
 		return err
@@ -192,10 +179,6 @@ func (s *Session) withOutbox(op string, f func(ob *outboxFile) (write bool, err 
 	return s.writeOutbox(ob)
 }
 
-func (s *Session) outboxPath(op string) string {
-	return filepath.Join(s.home, "ops", op+outboxSuffix)
-}
-
 func outboxAD(op string, self [32]byte) []byte {
 	ad := []byte(outboxMagic)
 	ad = append(ad, stateVersion, 0, byte(len(op)))
@@ -205,8 +188,8 @@ func outboxAD(op string, self [32]byte) []byte {
 
 // readOutbox decrypts op's outbox; an empty one if there is no file.
 func (s *Session) readOutbox(op string) (*outboxFile, error) {
-	b, err := os.ReadFile(s.outboxPath(op))
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := s.loadOutbox(op)
+	if errors.Is(err, ErrNoState) {
 		return &outboxFile{V: 1, Op: op}, nil
 	}
 	if err != nil {
@@ -214,7 +197,7 @@ func (s *Session) readOutbox(op string) (*outboxFile, error) {
 	}
 	hdr := len(outboxMagic) + 1 + chacha20poly1305.NonceSizeX
 	if len(b) < hdr+chacha20poly1305.Overhead || len(b) > maxOutboxFile || string(b[:4]) != outboxMagic || b[4] != stateVersion {
-		return nil, fmt.Errorf("session: %s: not an outbox file", s.outboxPath(op))
+		return nil, fmt.Errorf("session: %s: not an outbox file", s.outboxName(op))
 	}
 	aead, err := chacha20poly1305.NewX(s.key[:])
 	if err != nil {
@@ -222,19 +205,19 @@ func (s *Session) readOutbox(op string) (*outboxFile, error) {
 	}
 	pt, err := aead.Open(nil, b[5:hdr], b[hdr:], outboxAD(op, s.self))
 	if err != nil {
-		return nil, fmt.Errorf("session: %s: cannot decrypt (another identity's outbox, or damaged)", s.outboxPath(op))
+		return nil, fmt.Errorf("session: %s: cannot decrypt (another identity's outbox, or damaged)", s.outboxName(op))
 	}
 	defer clear(pt)
 	ob := new(outboxFile)
 	if err := stateDec.Unmarshal(pt, ob); err != nil {
-		return nil, fmt.Errorf("session: %s: %w", s.outboxPath(op), err)
+		return nil, fmt.Errorf("session: %s: %w", s.outboxName(op), err)
 	}
 	if ob.V != 1 || ob.Op != op || len(ob.Msgs) > MaxOutbox {
-		return nil, fmt.Errorf("session: %s: outbox of another operation, or too long", s.outboxPath(op))
+		return nil, fmt.Errorf("session: %s: outbox of another operation, or too long", s.outboxName(op))
 	}
 	for _, m := range ob.Msgs {
 		if len(m.MsgID) != len(clients.MsgID{}) {
-			return nil, fmt.Errorf("session: %s: bad message id", s.outboxPath(op))
+			return nil, fmt.Errorf("session: %s: bad message id", s.outboxName(op))
 		}
 	}
 	return ob, nil
@@ -258,5 +241,5 @@ func (s *Session) writeOutbox(ob *outboxFile) error {
 	out := append([]byte(outboxMagic), stateVersion)
 	out = append(out, nonce...)
 	out = aead.Seal(out, nonce, pt, outboxAD(ob.Op, s.self))
-	return WriteFileAtomic(s.outboxPath(ob.Op), out)
+	return s.saveOutbox(ob.Op, out)
 }

@@ -39,8 +39,11 @@ func TestQueueSurvivesAndSendsOnce(t *testing.T) {
 	if q1.MsgID == q2.MsgID {
 		t.Fatal("same msgid twice")
 	}
-	// A new process sees the outbox.
+	// A new process sees the outbox, and no operation named after it.
 	alice.connect(t, srv, Options{})
+	if ops, err := alice.s.Ops(); err != nil || len(ops) != 1 || ops[0].Op != "opq" {
+		t.Fatalf("ops %+v %v", ops, err)
+	}
 	ob, err := alice.s.Outbox("opq")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +85,7 @@ func TestQueueCrashBetweenStateAndOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, err := os.ReadFile(alice.s.outboxPath("opc"))
+	saved, err := os.ReadFile(alice.s.outboxName("opc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func TestQueueCrashBetweenStateAndOutbox(t *testing.T) {
 	}
 	alice.c.Close()
 	// Put the outbox back as it was before the rewrite.
-	if err := WriteFileAtomic(alice.s.outboxPath("opc"), saved); err != nil {
+	if err := WriteFileAtomic(alice.s.outboxName("opc"), saved); err != nil {
 		t.Fatal(err)
 	}
 	srv.SetOnPublish(nil)
@@ -141,7 +144,7 @@ func TestQueueBadInput(t *testing.T) {
 	if _, err := alice.s.Queue("op", "x", wire.Class(9)); err == nil {
 		t.Fatal("bad class accepted")
 	}
-	if _, err := os.Stat(alice.s.outboxPath("op")); err == nil {
+	if _, err := os.Stat(alice.s.outboxName("op")); err == nil {
 		t.Fatal("refused input wrote an outbox")
 	}
 	if _, err := alice.s.Queue("op", "ok", wire.ClassRoutine); err != nil {
@@ -154,15 +157,15 @@ func TestQueueBadInput(t *testing.T) {
 		t.Fatal("another identity's outbox accepted")
 	}
 	// A damaged outbox is a clear error, and Queue does not overwrite it.
-	b, _ := os.ReadFile(alice.s.outboxPath("op"))
+	b, _ := os.ReadFile(alice.s.outboxName("op"))
 	b[len(b)-1] ^= 1
-	if err := os.WriteFile(alice.s.outboxPath("op"), b, 0o600); err != nil {
+	if err := os.WriteFile(alice.s.outboxName("op"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.s.Queue("op", "again", wire.ClassRoutine); err == nil || !strings.Contains(err.Error(), "cannot decrypt") {
 		t.Fatalf("damaged outbox: %v", err)
 	}
-	if after, _ := os.ReadFile(alice.s.outboxPath("op")); !bytes.Equal(after, b) {
+	if after, _ := os.ReadFile(alice.s.outboxName("op")); !bytes.Equal(after, b) {
 		t.Fatal("damaged outbox was rewritten")
 	}
 }
