@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"slices"
 
 	"liaison/crypto"
 	"liaison/relay/wire"
@@ -33,6 +34,7 @@ const (
 	refusedMalformed  = "malformed"   // not an envelope / not a commit
 	refusedEpoch      = "epoch"       // sealed in an epoch this node has not reached
 	refusedStale      = "stale_epoch" // sealed in an epoch that has ended
+	refusedRemoved    = "removed"     // a subscription ended: its identity left the roster
 )
 
 // mayRead decides whether the connection's identity may subscribe to op:
@@ -135,4 +137,48 @@ func (c *conn) sendRefusal(req uint64, op string, rf *refusal) {
 	c.s.stats.refused.inc(rf.reason)
 	c.log.Debug("request refused", "op", op, "reason", rf.reason, "msg", rf.msg)
 	c.send(errorFrame(req, op, rf.code, rf.msg))
+}
+
+// announce passes committed batches to the subscribers, then, for every
+// batch holding a roster commit, ends the subscriptions of identities the
+// operation's roster no longer lists (after they were sent the commit that
+// removed them, if they were live). It runs on the Log's commit path and
+// never blocks on a client.
+func (s *Server) announce(bs []Batch) {
+	s.hub.announce(bs)
+	for i := range bs {
+		if slices.Contains(bs[i].Kinds, uint8(wire.KindCommit)) {
+			s.revokeNonMembers(bs[i].Op)
+		}
+	}
+}
+
+func (s *Server) revokeNonMembers(op string) {
+	r := s.log.Roster(op)
+	if r == nil {
+		return
+	}
+	s.hub.mu.RLock()
+	var gone []*subscription
+	for sub := range s.hub.subs[op] {
+		if r.Index(sub.c.identityKey()) < 0 {
+			gone = append(gone, sub)
+		}
+	}
+	s.hub.mu.RUnlock()
+	for _, sub := range gone {
+		c := sub.c
+		c.mu.Lock()
+		mine := c.subs[op] == sub
+		if mine {
+			sub.endLocked()
+			delete(c.subs, op)
+		}
+		c.mu.Unlock()
+		s.hub.remove(sub)
+		if mine {
+			s.stats.refused.inc(refusedRemoved)
+			c.send(errorFrame(0, op, wire.CodeForbidden, fmt.Sprintf("no longer a member of operation %q", op)))
+		}
+	}
 }

@@ -26,6 +26,7 @@ const (
 	authBinding      = "binding"       // claims a TLS channel binding the connection does not have
 	authUnbound      = "unbound"       // no channel binding on TLS while RequireChannelBinding
 	authSecond       = "second_auth"   // a second auth on an authenticated connection
+	authTimeout      = "timeout"       // no auth before ChallengeTTL + 2 s: closed CloseAuth
 )
 
 // channelBinding returns the RFC 9266 tls-exporter value of a TLS

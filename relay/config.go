@@ -3,6 +3,8 @@ package relay
 import (
 	"log/slog"
 	"time"
+
+	"liaison/relay/wire"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -31,6 +33,29 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxSubscriptions per connection; default 256.
 	MaxSubscriptions int
+	// MaxOps bounds the distinct operations a connection subscribes or
+	// publishes to over its life; a request for one more is answered with
+	// code limit; default 256.
+	MaxOps int
+	// MaxFrame is the largest frame a client may send; a larger one closes
+	// the connection with 1009; default wire.MaxClientFrame (4 MiB + 1 KiB).
+	MaxFrame int
+	// MsgRate is the sustained rate of frames per second a connection may
+	// send after auth (token bucket); default 10,000; negative: unlimited.
+	MsgRate float64
+	// MsgBurst is the token bucket's size; default 2 x MsgRate. A frame
+	// over the rate is answered with code rate_limited and not served; a
+	// connection that sends MsgBurst such frames in a row is closed with
+	// wire.CloseRateLimited.
+	MsgBurst int
+	// SlowConsumerTimeout disconnects a connection whose outbound queue
+	// stays at or above half of QueueBytes this long (error slow_consumer,
+	// close wire.CloseSlowConsumer); default 30 s.
+	SlowConsumerTimeout time.Duration
+	// MaxConnsPerAddr caps the open connections from one source IP address
+	// (the TCP peer: behind a proxy, the proxy); the next upgrade is
+	// answered with HTTP 429; default 4096; negative: unlimited.
+	MaxConnsPerAddr int
 	// MaxInflight bounds publishes awaiting commit per connection; the
 	// reader stops reading when it is reached (TCP backpressure); default
 	// 1024.
@@ -53,6 +78,9 @@ type Config struct {
 	// commit's signer).
 	OpenOps bool
 }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -81,6 +109,27 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueBytes == 0 {
 		c.QueueBytes = 1 << 20
+	}
+	if c.MaxOps == 0 {
+		c.MaxOps = 256
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = wire.MaxClientFrame
+	}
+	if c.MsgRate == 0 {
+		c.MsgRate = 10000
+	}
+	if c.MsgBurst == 0 {
+		c.MsgBurst = int(2 * c.MsgRate)
+		if c.MsgBurst < 1 {
+			c.MsgBurst = 1
+		}
+	}
+	if c.SlowConsumerTimeout == 0 {
+		c.SlowConsumerTimeout = 30 * time.Second
+	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = 4096
 	}
 	if c.ReadBatch == 0 {
 		c.ReadBatch = 256

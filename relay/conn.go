@@ -19,10 +19,11 @@ import (
 // writer goroutine, started on demand, owns data writes; control frames
 // (ping, close) may be written from anywhere, as gorilla allows.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
-	id  string
-	log *slog.Logger
+	s    *Server
+	ws   *websocket.Conn
+	id   string
+	log  *slog.Logger
+	host string // source IP address, counted in Server.perAddr
 
 	// identity is the connection's authenticated identity (see Identity):
 	// set once by auth before welcome, nil until then.
@@ -35,6 +36,10 @@ type conn struct {
 	inflight  chan struct{} // one token per publish awaiting commit
 	done      chan struct{} // closed by shutdown
 
+	// Used by the reader goroutine only.
+	bucket bucket              // frame rate limit
+	ops    map[string]struct{} // operations used (MaxOps)
+
 	mu        sync.Mutex
 	room      *sync.Cond // broadcast when the queue drains or the conn closes
 	queue     [][]byte
@@ -45,12 +50,18 @@ type conn struct {
 	closeText string
 	subs      map[string]*subscription
 	pingTimer *time.Timer
+	fullSince time.Time   // since when queued >= QueueBytes/2; zero if not
+	slowTimer *time.Timer // checks fullSince (checkSlow)
+	abort     bool        // slow consumer: the writer stops after its current frame
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
 	c := &conn{
 		s:         s,
 		ws:        ws,
+		host:      remoteHost(remote),
+		bucket:    newBucket(s.cfg.MsgRate, s.cfg.MsgBurst),
+		ops:       make(map[string]struct{}),
 		id:        newSessionID(),
 		challenge: newChallenge(),
 		channel:   channelBinding(tlsState),
@@ -68,7 +79,7 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer c.endRead()
-	c.ws.SetReadLimit(wire.MaxClientFrame)
+	c.ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
 	c.ws.SetPongHandler(func(string) error { return c.touch() })
 	c.helloAt = time.Now()
 	c.helloTime = c.helloAt.UnixMilli()
@@ -79,9 +90,7 @@ func (c *conn) readLoop() {
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
-			if !isExpectedClose(err) {
-				c.log.Debug("read ended", "err", err)
-			}
+			c.readFailed(err, authed)
 			return
 		}
 		if mt != websocket.BinaryMessage {
@@ -103,6 +112,12 @@ func (c *conn) readLoop() {
 		}
 		if err := c.touch(); err != nil {
 			return
+		}
+		if !c.bucket.take(time.Now()) {
+			if !c.rateLimited(f) {
+				return
+			}
+			continue
 		}
 		switch f := f.(type) {
 		case *wire.Subscribe:
@@ -155,6 +170,10 @@ func (c *conn) publish(f *wire.Publish) bool {
 		c.sendRefusal(f.Req, f.Op, rf)
 		return true
 	}
+	if !c.useOp(f.Req, f.Op) {
+		c.s.stats.publishes.inc(wire.CodeLimit.String())
+		return true
+	}
 	select {
 	case c.inflight <- struct{}{}:
 	default:
@@ -205,6 +224,7 @@ func (c *conn) enqueueLocked(frames ...[]byte) {
 	}
 	c.queue = append(c.queue, frames...)
 	c.queued += frameBytes(frames)
+	c.noteQueueLocked()
 	if !c.writing {
 		c.writing = true
 		c.s.wg.Add(1)
@@ -235,7 +255,7 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for _, b := range batch {
+		for i, b := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
 				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
@@ -248,11 +268,22 @@ func (c *conn) writeLoop() {
 				c.shutdown()
 				return
 			}
+			c.mu.Lock()
+			if c.abort {
+				// Slow consumer: drop the rest of this batch; the queue
+				// now holds the error frame, then the close follows.
+				c.abort = false
+				c.queued -= frameBytes(batch[i:])
+				c.mu.Unlock()
+				break
+			}
+			c.queued -= len(b)
+			if i == len(batch)-1 || c.queued < c.s.cfg.QueueBytes/2 {
+				c.noteQueueLocked()
+				c.room.Broadcast()
+			}
+			c.mu.Unlock()
 		}
-		c.mu.Lock()
-		c.queued -= frameBytes(batch)
-		c.room.Broadcast()
-		c.mu.Unlock()
 	}
 }
 
@@ -302,6 +333,9 @@ func (c *conn) shutdown() {
 	c.queue = nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
+	}
+	if c.slowTimer != nil {
+		c.slowTimer.Stop()
 	}
 	c.room.Broadcast()
 	close(c.done)

@@ -26,16 +26,17 @@ type Server struct {
 
 	stats stats
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // every goroutine of every connection
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	perAddr map[string]int // open connections by source IP (MaxConnsPerAddr)
+	closed  bool
+	wg      sync.WaitGroup // every goroutine of every connection
 }
 
 // New returns a Server for log. Close it to release its connections.
 func New(log Log, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: log, hub: newHub(), conns: make(map[*conn]struct{})}
+	s := &Server{cfg: cfg, log: log, hub: newHub(), conns: make(map[*conn]struct{}), perAddr: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  cfg.HandshakeTimeout,
 		ReadBufferSize:    512,
@@ -43,7 +44,7 @@ func New(log Log, cfg Config) *Server {
 		CheckOrigin:       s.checkOrigin,
 		EnableCompression: false,
 	}
-	s.unwatch = log.Watch(s.hub.announce)
+	s.unwatch = log.Watch(s.announce)
 	return s
 }
 
@@ -71,13 +72,11 @@ func (s *Server) Handler() http.Handler {
 // clients), same-origin requests, and the configured allow-list.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || slices.Contains(s.cfg.AllowedOrigins, origin) || origin == "http://"+r.Host || origin == "https://"+r.Host {
 		return true
 	}
-	if slices.Contains(s.cfg.AllowedOrigins, origin) {
-		return true
-	}
-	return origin == "http://"+r.Host || origin == "https://"+r.Host
+	s.stats.limits.inc(limitOrigin)
+	return false
 }
 
 // ServeWS upgrades the request and hands the connection to its reader
@@ -90,13 +89,23 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	host := remoteHost(r.RemoteAddr)
+	if !s.reserveAddr(host) {
+		s.stats.limits.inc(limitConnsPerAddr)
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.mu.Lock()
+		s.releaseAddrLocked(host)
+		s.mu.Unlock()
 		return // the upgrader has answered the request
 	}
 	c := newConn(s, ws, r.RemoteAddr, r.TLS)
 	s.mu.Lock()
 	if s.closed {
+		s.releaseAddrLocked(host)
 		s.mu.Unlock()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		ws.Close()
@@ -110,7 +119,10 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.releaseAddrLocked(c.host)
+	}
 	s.mu.Unlock()
 }
 

@@ -44,6 +44,9 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		c.sendRefusal(f.Req, f.Op, rf)
 		return
 	}
+	if !c.useOp(f.Req, f.Op) {
+		return
+	}
 	head := c.s.log.Head(f.Op)
 	s := &subscription{c: c, op: f.Op, next: f.From, pulling: true}
 	confirm := &wire.Subscribed{Req: f.Req, Op: f.Op, From: f.From, Head: head.Last, First: head.First}
@@ -63,7 +66,6 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		confirm.From, confirm.Prev, confirm.LogAnchor = head.First, head.FirstPrev[:], head.FirstLog[:]
 		confirm.Retained = uint64(n)
 	}
-	c.s.stats.subs.Add(1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -78,6 +80,7 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 	if old != nil {
 		old.endLocked()
 	}
+	c.s.stats.subs.Add(1) // endLocked takes it back
 	c.subs[f.Op] = s
 	confirm.Behind = c.s.log.Ready() != nil
 	if b, err := wire.Encode(confirm); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -356,4 +357,35 @@ func TestNoRosterAcceptsOnlyGenesis(t *testing.T) {
 	if _, ok := dialRawAs(t, n.addr.String(), alice).publishKind(1, "fresh", wire.KindCommit, gen).(*wire.Ack); !ok {
 		t.Fatal("genesis by its signer refused")
 	}
+}
+
+// A member removed from the roster loses its live subscription right after
+// it is sent the commit that removed it, and cannot subscribe again.
+func TestRemovedMemberLosesSubscription(t *testing.T) {
+	n := closedNode(t, nil)
+	f := newOpFixture(t, n, "op-remove")
+	f.carC.subscribe(f.op, 1)
+	f.carC.collect(f.op, 1, 1)
+	rm, err := f.ga.Commit(rand.Reader, crypto.RemoveMember(f.carol.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := f.aliceC.publishKind(1, f.op, wire.KindCommit, rm).(*wire.Ack)
+	if !ok {
+		t.Fatal("removal refused")
+	}
+	if got := f.carC.collect(f.op, a.Seq, a.Seq); !bytes.Equal(got[0], rm) {
+		t.Fatal("carol was not sent the commit that removed her")
+	}
+	if e := f.carC.expectRefusal(wire.CodeForbidden, 0); e.Op != f.op || e.Req != 0 {
+		t.Fatalf("end of subscription: %+v", e)
+	}
+	f.carC.send(&wire.Subscribe{Req: 2, Op: f.op, From: 1})
+	f.carC.expectRefusal(wire.CodeForbidden, 0)
+	if st := n.relay.Stats().Refused; st["removed"] != 1 || st["not_member"] != 1 {
+		t.Fatalf("refused %v", st)
+	}
+	// Bob, still a member, keeps reading.
+	f.bobC.subscribe(f.op, 1)
+	f.bobC.collect(f.op, 1, a.Seq)
 }

@@ -20,6 +20,7 @@ import (
 
 	"liaison/cluster"
 	"liaison/relay"
+	"liaison/relay/wire"
 )
 
 // config is relayd's effective configuration. Every field with a toml tag
@@ -45,6 +46,22 @@ type config struct {
 	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
 	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
 
+	// Authentication and limits (docs/protocol.md, Authentication and
+	// Limits). Zero takes the relay's default.
+	ChallengeTTL        time.Duration `toml:"challenge_ttl" help:"how long after hello a client may answer the login challenge"`
+	RequireBinding      bool          `toml:"require_channel_binding" help:"with client_tls, refuse logins not bound to the TLS channel (browsers cannot bind)"`
+	MaxFrame            int           `toml:"max_frame_bytes" help:"largest frame a client may send; a larger one closes the connection with 1009"`
+	MsgRate             float64       `toml:"msg_rate" help:"frames per second a connection may send (token bucket; negative: unlimited)"`
+	MsgBurst            int           `toml:"msg_burst" help:"token bucket size for msg_rate (default twice the rate)"`
+	MaxOps              int           `toml:"max_ops_per_conn" help:"distinct operations one connection may subscribe or publish to"`
+	PingInterval        time.Duration `toml:"ping_interval" help:"how often the node pings each client"`
+	IdleTimeout         time.Duration `toml:"idle_timeout" help:"close a connection that sent nothing, not even a pong, for this long (4003)"`
+	WriteTimeout        time.Duration `toml:"write_timeout" help:"deadline of every write to a client"`
+	QueueBytes          int           `toml:"queue_bytes" help:"bytes queued for one client before its subscriptions read from the log instead"`
+	SlowConsumerTimeout time.Duration `toml:"slow_consumer_timeout" help:"disconnect a client whose queue stays at least half full this long (4002)"`
+	MaxConnsPerAddr     int           `toml:"max_conns_per_addr" help:"open connections allowed from one source IP address (negative: unlimited)"`
+	ReadHeaderTimeout   time.Duration `toml:"read_header_timeout" help:"time a client has to send its HTTP request headers"`
+
 	// Restore is a one-off action, so a flag only.
 	Restore string `toml:"-"`
 
@@ -56,8 +73,42 @@ type config struct {
 // errPrinted means the configuration was printed (--print-config).
 var errPrinted = errors.New("configuration printed")
 
+// defaultReadHeaderTimeout bounds the HTTP request headers of a client.
+const defaultReadHeaderTimeout = 10 * time.Second
+
 func defaultConfig() config {
-	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info", RetentionInterval: "1m"}
+	r := relay.Config{}.WithDefaults()
+	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info", RetentionInterval: "1m",
+		ChallengeTTL: r.ChallengeTTL, MaxFrame: r.MaxFrame, MsgRate: r.MsgRate, MsgBurst: r.MsgBurst, MaxOps: r.MaxOps,
+		PingInterval: r.PingInterval, IdleTimeout: r.IdleTimeout, WriteTimeout: r.WriteTimeout, QueueBytes: r.QueueBytes,
+		SlowConsumerTimeout: r.SlowConsumerTimeout, MaxConnsPerAddr: r.MaxConnsPerAddr, ReadHeaderTimeout: defaultReadHeaderTimeout}
+}
+
+// relayConfig applies the settings to base (tests set base directly; a
+// zero setting leaves base's value).
+func (c *config) relayConfig(base relay.Config) relay.Config {
+	base.OpenOps = c.OpenOps
+	base.RequireChannelBinding = base.RequireChannelBinding || c.RequireBinding
+	base.AllowedOrigins = c.Origins
+	setIf(&base.ChallengeTTL, c.ChallengeTTL)
+	setIf(&base.MaxFrame, c.MaxFrame)
+	setIf(&base.MsgRate, c.MsgRate)
+	setIf(&base.MsgBurst, c.MsgBurst)
+	setIf(&base.MaxOps, c.MaxOps)
+	setIf(&base.PingInterval, c.PingInterval)
+	setIf(&base.IdleTimeout, c.IdleTimeout)
+	setIf(&base.WriteTimeout, c.WriteTimeout)
+	setIf(&base.QueueBytes, c.QueueBytes)
+	setIf(&base.SlowConsumerTimeout, c.SlowConsumerTimeout)
+	setIf(&base.MaxConnsPerAddr, c.MaxConnsPerAddr)
+	return base
+}
+
+func setIf[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // settable lists the config fields by TOML key.
@@ -93,6 +144,27 @@ func set(field reflect.Value, value string) error {
 		field.SetBool(b)
 	case reflect.Slice:
 		field.Set(reflect.ValueOf(splitList(value)))
+	case reflect.Int64:
+		if field.Type() != reflect.TypeOf(time.Duration(0)) {
+			return fmt.Errorf("unsupported field type %s", field.Type())
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (like 30s or 2m)", value)
+		}
+		field.SetInt(int64(d))
+	case reflect.Int:
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", value)
+		}
+		field.SetInt(int64(n))
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", value)
+		}
+		field.SetFloat(f)
 	default:
 		return fmt.Errorf("unsupported field kind %s", field.Kind())
 	}
@@ -254,6 +326,23 @@ func (c *config) validate() error {
 	}
 	if c.ClientTLS && c.TLSCert == "" {
 		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
+	}
+	for key, d := range map[string]time.Duration{"challenge_ttl": c.ChallengeTTL, "ping_interval": c.PingInterval, "idle_timeout": c.IdleTimeout,
+		"write_timeout": c.WriteTimeout, "slow_consumer_timeout": c.SlowConsumerTimeout, "read_header_timeout": c.ReadHeaderTimeout} {
+		if d < 0 {
+			return fmt.Errorf("%s: %s is negative", key, d)
+		}
+	}
+	if c.MaxFrame != 0 && (c.MaxFrame < 1024 || c.MaxFrame > wire.MaxClientFrame) {
+		return fmt.Errorf("max_frame_bytes: %d is not between 1024 and %d", c.MaxFrame, wire.MaxClientFrame)
+	}
+	for key, n := range map[string]int{"msg_burst": c.MsgBurst, "max_ops_per_conn": c.MaxOps, "queue_bytes": c.QueueBytes} {
+		if n < 0 {
+			return fmt.Errorf("%s: %d is negative", key, n)
+		}
+	}
+	if c.PingInterval != 0 && c.IdleTimeout != 0 && c.IdleTimeout <= c.PingInterval {
+		return fmt.Errorf("idle_timeout: %s must be longer than ping_interval %s", c.IdleTimeout, c.PingInterval)
 	}
 	if _, err := c.retention(); err != nil {
 		return err

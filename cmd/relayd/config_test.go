@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"liaison/relay"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -72,6 +75,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad format env", "", map[string]string{"RELAYD_LOG_FORMAT": "xml"}, nil, "log_format"},
 		{"partial tls", `tls_ca = "ca.crt"`, nil, nil, "tls_ca, tls_cert and tls_key"},
 		{"bad join", "", nil, []string{"--join", "a,b"}, "join"},
+		{"bad duration flag", "", nil, []string{"--idle-timeout", "soon"}, "idle-timeout"},
+		{"negative duration", `challenge_ttl = "-1s"`, nil, nil, "challenge_ttl"},
+		{"bad int env", "", map[string]string{"RELAYD_MAX_OPS_PER_CONN": "many"}, nil, "RELAYD_MAX_OPS_PER_CONN"},
+		{"bad float flag", "", nil, []string{"--msg-rate", "fast"}, "msg-rate"},
+		{"frame too big", `max_frame_bytes = 99999999`, nil, nil, "max_frame_bytes"},
+		{"idle below ping", "", nil, []string{"--ping-interval", "1m", "--idle-timeout", "30s"}, "idle_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,5 +106,34 @@ func TestPrintConfig(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("printed config lacks %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// The limits come from the file, the environment and the flags like every
+// setting, and reach the relay's configuration.
+func TestLimitSettings(t *testing.T) {
+	file := writeConfig(t, `
+challenge_ttl = "10s"
+max_frame_bytes = 65536
+msg_rate = 50.5
+slow_consumer_timeout = "2m"
+`)
+	env := map[string]string{"RELAYD_MAX_CONNS_PER_ADDR": "-1", "RELAYD_IDLE_TIMEOUT": "90s"}
+	c, err := loadConfig([]string{"--config", file, "--msg-burst", "7", "--require-channel-binding", "--read-header-timeout", "3s"}, envOf(env), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.relayConfig(relay.Config{})
+	if r.ChallengeTTL != 10*time.Second || r.MaxFrame != 65536 || r.MsgRate != 50.5 || r.MsgBurst != 7 || r.SlowConsumerTimeout != 2*time.Minute ||
+		r.MaxConnsPerAddr != -1 || r.IdleTimeout != 90*time.Second || !r.RequireChannelBinding || c.ReadHeaderTimeout != 3*time.Second {
+		t.Fatalf("relay config %+v, read header timeout %s", r, c.ReadHeaderTimeout)
+	}
+	// Defaults match the relay's.
+	d, err := loadConfig(nil, envOf(nil), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := (relay.Config{}).WithDefaults(); d.relayConfig(relay.Config{}).MsgRate != def.MsgRate || d.QueueBytes != def.QueueBytes || d.ReadHeaderTimeout != defaultReadHeaderTimeout {
+		t.Fatalf("defaults %+v", d)
 	}
 }

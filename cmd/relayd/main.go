@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -125,11 +126,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		ln = tls.NewListener(ln, clientTLS)
 		scheme = "https"
 	}
-	rcfg := cfg.relay
+	rcfg := cfg.relayConfig(cfg.relay)
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
-	rcfg.AllowedOrigins = cfg.Origins
-	rcfg.OpenOps = cfg.OpenOps
 	rs := relay.New(clusterLog{cn}, rcfg)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
@@ -148,7 +147,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		httpErr: make(chan error, 1),
 		http: &http.Server{
 			Handler:           routes,
-			ReadHeaderTimeout: 10 * time.Second,
+			ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, defaultReadHeaderTimeout),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}

@@ -16,7 +16,13 @@ import (
 // scrape returns /metrics as series (name with labels) -> value.
 func scrape(t *testing.T, n *node) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.addr.String() + "/metrics")
+	return scrapeAddr(t, n.addr.String())
+}
+
+// scrapeAddr returns /metrics of the node at addr.
+func scrapeAddr(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -370,6 +370,9 @@ func TestSubscribeWhileCommitting(t *testing.T) {
 func TestSlowConsumerCatchesUpFromLog(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.relay.QueueBytes = 16 << 10
+	// Neither connection reads until every entry is in: on a loaded machine
+	// that can take longer than the default slow-consumer timeout.
+	cfg.relay.SlowConsumerTimeout = 10 * time.Minute
 	n := startNode(t, cfg)
 	defer n.close()
 	sub := dialRaw(t, n)

@@ -98,4 +98,7 @@ const (
 	CloseSlowConsumer = 4002
 	CloseIdle         = 4003
 	CloseAuth         = 4004
+	// CloseRateLimited: the client kept sending over its rate after
+	// rate_limited errors.
+	CloseRateLimited = 4005
 )
