@@ -69,6 +69,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	kicks   map[string]chan struct{}
+	jobs    map[string][]job // per operation, run by its pump between follows
 	started bool
 	stopped bool // Close was called: start nothing more
 }
@@ -96,6 +97,7 @@ func NewEngine(s Session, st StatusSource, o EngineOptions) *Engine {
 		ctx: ctx, cancel: cancel,
 		events: make(chan tea.Msg, 256),
 		kicks:  make(map[string]chan struct{}),
+		jobs:   make(map[string][]job),
 	}
 }
 
@@ -140,6 +142,46 @@ func (e *Engine) kick(op string) {
 	select {
 	case k <- struct{}{}:
 	default:
+	}
+}
+
+// job is work that needs op's log to itself (it syncs: a task's
+// acknowledgement, a task), run by op's pump while it does not follow.
+type job struct {
+	fn   func(ctx context.Context) error
+	done chan error // buffered
+}
+
+// do runs fn on op's pump and returns its error. It waits for the relay as
+// long as fn does, and returns early if the engine closes.
+func (e *Engine) do(op string, fn func(ctx context.Context) error) error {
+	j := job{fn: fn, done: make(chan error, 1)}
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return errEngineClosed
+	}
+	e.jobs[op] = append(e.jobs[op], j)
+	e.mu.Unlock()
+	e.kick(op)
+	select {
+	case err := <-j.done:
+		return err
+	case <-e.ctx.Done():
+		return errEngineClosed
+	}
+}
+
+var errEngineClosed = errors.New("tui: the chat is closing")
+
+// runJobs runs op's queued jobs in order.
+func (e *Engine) runJobs(op string) {
+	e.mu.Lock()
+	jobs := e.jobs[op]
+	delete(e.jobs, op)
+	e.mu.Unlock()
+	for _, j := range jobs {
+		j.done <- j.fn(e.ctx)
 	}
 }
 
@@ -216,9 +258,13 @@ func (e *Engine) pollStatus() {
 // up, send the outbox) followed by following the log until a kick.
 func (e *Engine) pump(op string, kick chan struct{}) {
 	defer e.wg.Done()
+	var last uint64 // the last sequence shown
 	if hist, err := e.s.History(op, 1); err == nil {
 		if len(hist) > e.o.Backlog {
 			hist = hist[len(hist)-e.o.Backlog:]
+		}
+		if len(hist) > 0 {
+			last = hist[len(hist)-1].Seq
 		}
 		e.emit(HistoryMsg{Op: op, Entries: hist, Backlog: true})
 		e.emitState(op)
@@ -231,12 +277,16 @@ func (e *Engine) pump(op string, kick chan struct{}) {
 		case <-kick:
 		default:
 		}
-		entries, err := e.s.Sync(e.ctx, op)
+		e.runJobs(op)
+		_, err := e.s.Sync(e.ctx, op)
 		if e.ctx.Err() != nil {
 			return
 		}
-		if len(entries) > 0 {
-			e.emit(HistoryMsg{Op: op, Entries: entries})
+		// Everything processed since the last entry shown: by this sync,
+		// by the jobs (which sync too), or by another process.
+		if fresh, herr := e.s.History(op, last+1); herr == nil && len(fresh) > 0 {
+			last = fresh[len(fresh)-1].Seq
+			e.emit(HistoryMsg{Op: op, Entries: fresh})
 		}
 		e.emitState(op)
 		if err != nil {
@@ -252,7 +302,7 @@ func (e *Engine) pump(op string, kick chan struct{}) {
 			continue // more to send
 		default:
 		}
-		err = e.follow(op, kick)
+		err = e.follow(op, kick, &last)
 		if err != nil && e.ctx.Err() == nil {
 			e.log.Warn("follow failed", "op", op, "err", err)
 			e.emit(NoticeMsg{Op: op, Text: "reading the log failed: " + err.Error()})
@@ -263,7 +313,7 @@ func (e *Engine) pump(op string, kick chan struct{}) {
 }
 
 // follow follows op's log until a kick, the engine's end or an error.
-func (e *Engine) follow(op string, kick chan struct{}) error {
+func (e *Engine) follow(op string, kick chan struct{}, last *uint64) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	stopped := make(chan struct{})
@@ -276,6 +326,7 @@ func (e *Engine) follow(op string, kick chan struct{}) error {
 		}
 	}()
 	err := e.s.Follow(ctx, op, func(en session.Entry) {
+		*last = max(*last, en.Seq)
 		e.emit(HistoryMsg{Op: op, Entries: []session.Entry{en}})
 		if en.Kind == session.EntryCommit {
 			e.emitState(op)

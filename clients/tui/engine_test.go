@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -299,5 +301,31 @@ func TestEngineQueueAfterClose(t *testing.T) {
 		t.Fatalf("outbox %+v %v", ob, err)
 	}
 	for range eng.Events() {
+	}
+}
+
+// Work that syncs by itself (as a task's acknowledgement does) runs on the
+// operation's pump between follows, never beside its subscription, and what
+// it processed reaches the screen.
+func TestEngineJobsRunBetweenFollows(t *testing.T) {
+	srv := fakerelay.New("n1")
+	defer srv.Close()
+	_, bob := setup(t, srv, "op1")
+	c := startChat(t, bob, "op1")
+	c.awaitText("● connected to n1", "Alice added you")
+	for i := range 3 {
+		text := fmt.Sprintf("through the pump %d", i)
+		err := c.eng.do("op1", func(ctx context.Context) error {
+			_, err := bob.s.Send(ctx, "op1", text, wire.ClassRoutine)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.awaitText("Bob (you) ✓ " + text)
+	}
+	c.close()
+	if err := c.eng.do("op1", func(context.Context) error { return nil }); !errors.Is(err, errEngineClosed) {
+		t.Fatalf("job after close: %v", err)
 	}
 }
