@@ -39,6 +39,8 @@ type Client struct {
 	subs    map[string]*Subscription
 	subReqs map[uint64]*Subscription // outstanding subscribe requests
 	closed  bool
+
+	ephemeral *crypto.Identity // made up by Dial (no Identity or Signer); destroyed by Close
 }
 
 // Dial connects to the first reachable relay of urls (each "host:port",
@@ -58,6 +60,7 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		norm = append(norm, n)
 	}
 	o := opts.withDefaults()
+	var ephemeral *crypto.Identity
 	if o.Signer == nil {
 		id := o.Identity
 		if id == nil {
@@ -65,6 +68,7 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 			if id, err = crypto.NewIdentity(rand.Reader, "ephemeral"); err != nil {
 				return nil, fmt.Errorf("clients: ephemeral identity: %w", err)
 			}
+			ephemeral = id
 		}
 		o.Signer = IdentitySigner(id)
 	}
@@ -81,6 +85,8 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		pubs:     make(map[uint64]*pendingPub),
 		subs:     make(map[string]*Subscription),
 		subReqs:  make(map[uint64]*Subscription),
+
+		ephemeral: ephemeral,
 	}
 	var errs []error
 	for i, u := range norm {
@@ -99,6 +105,9 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		return c, nil
 	}
 	cancel()
+	if ephemeral != nil {
+		ephemeral.Destroy()
+	}
 	return nil, fmt.Errorf("clients: no relay reachable: %w", errors.Join(errs...))
 }
 
@@ -136,6 +145,9 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 		for _, s := range subs {
 			s.finish(ErrClosed, false)
+		}
+		if c.ephemeral != nil {
+			c.ephemeral.Destroy() // the supervisor, the only signer, has exited
 		}
 	})
 	return nil

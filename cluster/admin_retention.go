@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+
+	"liaison/crypto"
 )
 
 // RetentionReport is the body of GET and POST /cluster/retention.
@@ -31,6 +34,11 @@ type retentionRequest struct {
 	Clear    bool   `json:"clear,omitempty"`
 }
 
+// args returns the arguments a signed retention request must carry.
+func (r retentionRequest) args() map[string]string {
+	return map[string]string{"op": r.Op, "max_age": r.MaxAge, "max_count": strconv.FormatUint(r.MaxCount, 10), "clear": strconv.FormatBool(r.Clear)}
+}
+
 func (n *Node) retentionReport(op string) (RetentionReport, error) {
 	p, custom, err := n.RetentionOf(op)
 	if err != nil {
@@ -45,7 +53,9 @@ func (n *Node) retentionReport(op string) (RetentionReport, error) {
 }
 
 // retentionHandlers serves GET /cluster/retention?op=OP (open like status)
-// and POST /cluster/retention (a cluster change: allow decides).
+// and POST /cluster/retention (a cluster change: allow decides, and it must
+// carry a signed admin request for "retention" that AuthorizeAdmin accepts;
+// it lands in the audit trail).
 func (n *Node) retentionHandlers(mux *http.ServeMux, allow func(*http.Request) error) {
 	mux.HandleFunc("GET /cluster/retention", func(w http.ResponseWriter, r *http.Request) {
 		op := r.URL.Query().Get("op")
@@ -84,6 +94,10 @@ func (n *Node) retentionHandlers(mux *http.ServeMux, allow func(*http.Request) e
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.ApplyTimeout+5*time.Second)
 		defer cancel()
+		if _, err := n.authorizeHTTP(ctx, r, crypto.AdminActionRetention, req.args()); err != nil {
+			httpError(w, adminErrorCode(err), err)
+			return
+		}
 		if err := n.SetRetention(ctx, req.Op, p, req.Clear); err != nil {
 			code := http.StatusInternalServerError
 			switch {

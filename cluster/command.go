@@ -3,6 +3,8 @@ package cluster
 import (
 	"encoding/binary"
 	"fmt"
+
+	"liaison/crypto"
 )
 
 // Raft entry layout (all integers unsigned varints unless noted):
@@ -21,14 +23,50 @@ import (
 // value: the FSM never reads its own clock.
 const commandPublish byte = 1
 
+// Audited admin commands (kinds 6-8) share one layout:
+//
+//	kind    1 byte   commandAdminAction, commandAdminBootstrap or commandNodeJoin
+//	time    uvarint  leader's clock, Unix milliseconds
+//	body    the rest: the audit entry body of the matching crypto.AuditKind
+//
+// The FSM checks the body (an admin request's signature, its signer against
+// the admin list, its time window and nonce), applies what it changes (the
+// admin list) and appends the audit entry. Kind 9 is reserved.
+const (
+	commandAdminAction    byte = 6 // body: a signed crypto.AdminRequest
+	commandAdminBootstrap byte = 7 // body: crypto.AdminBootstrapBody
+	commandNodeJoin       byte = 8 // body: crypto.NodeJoinBody
+)
+
 type command struct {
 	kind   byte
 	timeMS int64
 	pubs   []Publish
+	body   []byte // kinds 6-8
 	// retention and compact are set for commandRetention and
 	// commandCompact (retention_command.go).
 	retention *retentionCmd
 	compact   *compactCmd
+}
+
+// auditKind maps an admin command kind to the audit entry it appends.
+func auditKind(kind byte) (crypto.AuditKind, bool) {
+	switch kind {
+	case commandAdminAction:
+		return crypto.AuditAdminAction, true
+	case commandAdminBootstrap:
+		return crypto.AuditAdminBootstrap, true
+	case commandNodeJoin:
+		return crypto.AuditNodeJoin, true
+	}
+	return 0, false
+}
+
+func encodeAdminCommand(kind byte, timeMS int64, body []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
+	b = append(b, kind)
+	b = binary.AppendUvarint(b, uint64(timeMS))
+	return append(b, body...)
 }
 
 func encodedSize(p *Publish) int {
@@ -62,6 +100,15 @@ func decodeCommand(data []byte) (command, error) {
 		return c, fmt.Errorf("%w: empty", ErrBadCommand)
 	}
 	c.kind = data[0]
+	if _, ok := auditKind(c.kind); ok {
+		r := reader{b: data[1:]}
+		t := r.uvarint()
+		if r.err != nil || t > 1<<62 || len(r.b) == 0 || len(r.b) > crypto.MaxAuditBody {
+			return c, fmt.Errorf("%w: bad admin command", ErrBadCommand)
+		}
+		c.timeMS, c.body = int64(t), r.b
+		return c, nil
+	}
 	switch c.kind {
 	case commandPublish:
 	case commandRetention, commandCompact:

@@ -77,6 +77,8 @@ func TestCommandRejects(t *testing.T) {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodePublishes(1, samplePending()))
 	f.Add([]byte{commandPublish, 1, 1, 1, 'a'})
+	f.Add(encodeAdminCommand(commandAdminAction, 7, []byte{1, 2, 3}))
+	f.Add(encodeAdminCommand(commandNodeJoin, 7, []byte{2, 'n', '2', 0, 0, 0, 0}))
 	f.Add(encodeRetention("op", Retention{MaxAge: time.Hour, MaxCount: 9}, false))
 	f.Add(encodeCompact("op", 77))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -85,6 +87,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			return
 		}
 		switch {
+		case c.body != nil:
+			c2, err := decodeCommand(encodeAdminCommand(c.kind, c.timeMS, c.body))
+			if err != nil || c2.kind != c.kind || c2.timeMS != c.timeMS || !bytes.Equal(c2.body, c.body) {
+				t.Fatalf("admin command round trip: %v", err)
+			}
+			return
 		case c.retention != nil:
 			r := c.retention
 			c2, err := decodeCommand(encodeRetention(r.op, r.policy, r.clear))

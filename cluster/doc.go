@@ -21,6 +21,15 @@
 //     bbolt transaction holding it has committed, so a reader that sees the
 //     announcement can read the entries.
 //
+// Cluster admins and audit: the FSM also holds the cluster's admin list (a
+// chain of crypto.AdminList versions) and an append-only, hash-chained audit
+// trail (crypto.AuditEntry). Node.AuthorizeAdmin (or AuthorizeAdminHTTP) is
+// the one gate for admin actions: it checks a signed crypto.AdminRequest
+// against the replicated list, the time window and the replicated nonce
+// index, and records it in the trail through Raft before the caller acts.
+// Accepted roster commits and node joins are recorded by the FSM and the
+// joining path. Raft command kinds 6-8 carry these (command.go).
+//
 // The FSM stores the last applied Raft index in the same bbolt transaction
 // as the data, so on restart it skips entries it already holds and raft is
 // told not to restore snapshots on start.

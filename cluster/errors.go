@@ -24,6 +24,13 @@ var (
 	// ErrRejected: a roster commit failed verification (signature,
 	// authority, operation); nothing was stored.
 	ErrRejected = errors.New("cluster: commit rejected")
+	// ErrUnauthorized: an admin request was refused (bad or missing
+	// signature, signer not a cluster admin, outside the time window,
+	// replayed, wrong node, action or arguments); nothing was changed.
+	ErrUnauthorized = errors.New("cluster: admin request refused")
+	// ErrAdminsExist: admins were to be bootstrapped from configuration,
+	// but the cluster already has an admin list.
+	ErrAdminsExist = errors.New("cluster: the cluster already has admins")
 	// ErrCorrupt: the FSM's data file is inconsistent.
 	ErrCorrupt = errors.New("cluster: corrupt state")
 )

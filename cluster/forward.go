@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ const (
 	fwdNotLeader
 	fwdUnknown
 	fwdClosed
+	fwdUnauthorized
+	fwdAdminsExist
 )
 
 // maxForwardFrame bounds a forwarding frame.
@@ -59,6 +62,10 @@ func fwdStatus(err error) byte {
 		return fwdClosed
 	case errors.Is(err, ErrMembership):
 		return fwdRejected
+	case errors.Is(err, ErrUnauthorized):
+		return fwdUnauthorized
+	case errors.Is(err, ErrAdminsExist):
+		return fwdAdminsExist
 	}
 	return fwdUnknown
 }
@@ -77,6 +84,10 @@ func fwdError(status byte, msg string) error {
 	case fwdClosed:
 		// The leader was shutting down before it took the publish.
 		base = ErrNotLeader
+	case fwdUnauthorized:
+		base = ErrUnauthorized
+	case fwdAdminsExist:
+		base = ErrAdminsExist
 	default:
 		base = ErrUnknownOutcome
 	}
@@ -155,11 +166,30 @@ func (n *Node) serveForwardConn(c net.Conn) {
 		if rd.err != nil {
 			return
 		}
+		if len(rd.b) > 0 {
+			if _, ok := auditKind(rd.b[0]); ok {
+				kind, body := rd.b[0], rd.b[1:]
+				inflight.Add(1)
+				resp := newFwdResponse(id, 1, func(b []byte) {
+					defer inflight.Done()
+					wmu.Lock()
+					defer wmu.Unlock()
+					_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					_ = writeFrame(c, b)
+				})
+				go func() {
+					seq, index, err := n.applyAdminLocal(kind, body)
+					resp.set(0, Result{Seq: seq}, index, err)
+				}()
+				continue
+			}
+		}
 		if len(rd.b) > 0 && rd.b[0] == commandMembership {
 			action, nid, addr, err := decodeMembership(rd.b)
 			if err != nil {
 				return
 			}
+			cert := peerCertificate(c)
 			inflight.Add(1)
 			resp := newFwdResponse(id, 1, func(b []byte) {
 				defer inflight.Done()
@@ -171,7 +201,15 @@ func (n *Node) serveForwardConn(c net.Conn) {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout+5*time.Second)
 				defer cancel()
-				resp.set(0, Result{}, 0, n.membership(ctx, action, nid, addr))
+				if action != memberJoin {
+					resp.set(0, Result{}, 0, n.membership(ctx, action, nid, addr))
+					return
+				}
+				err := n.membership(ctx, memberAdd, nid, addr)
+				if err == nil {
+					n.recordJoin(ctx, nid, addr, cert)
+				}
+				resp.set(0, Result{}, 0, err)
 			}()
 			continue
 		}
@@ -391,4 +429,17 @@ func (f *forwarder) close() {
 	if f.conn != nil {
 		f.dropLocked(f.conn, fmt.Errorf("%w: node closing", ErrUnknownOutcome))
 	}
+}
+
+// peerCertificate returns the DER certificate a cluster peer presented on c
+// (nil without cluster TLS).
+func peerCertificate(c net.Conn) []byte {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 {
+		return cs.PeerCertificates[0].Raw
+	}
+	return nil
 }

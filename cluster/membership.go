@@ -22,6 +22,10 @@ const commandMembership byte = 3
 const (
 	memberAdd    byte = 1
 	memberRemove byte = 2
+	// memberJoin is a node asking to be added itself (relayd --join); the
+	// node that takes it records the join, with the certificate the
+	// joining node presented, in the audit trail.
+	memberJoin byte = 3
 )
 
 // membershipTimeout bounds a configuration change.
@@ -65,15 +69,33 @@ func (n *Node) membership(ctx context.Context, action byte, id, addr string) err
 // TLS only a holder of a node certificate from the cluster CA can join. The
 // peer relays the request to its leader if it is a follower.
 func (n *Node) JoinVia(ctx context.Context, peer string) error {
-	return n.sendMembership(ctx, peer, memberAdd, n.cfg.NodeID, n.cfg.RaftAdvertise)
+	return n.sendMembership(ctx, peer, memberJoin, n.cfg.NodeID, n.cfg.RaftAdvertise)
 }
 
 // sendMembership sends a membership request to the node at target over the
 // forwarding stream and waits for its answer.
 func (n *Node) sendMembership(ctx context.Context, target string, action byte, id, addr string) error {
+	body := []byte{commandMembership, action}
+	body = binary.AppendUvarint(body, uint64(len(id)))
+	body = append(body, id...)
+	body = binary.AppendUvarint(body, uint64(len(addr)))
+	body = append(body, addr...)
+	st, _, _, msg, err := n.forwardRequest(ctx, target, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMembership, err)
+	}
+	if st != fwdOK {
+		return fmt.Errorf("%w: %s", ErrMembership, msg)
+	}
+	return nil
+}
+
+// forwardRequest sends one request (a membership or admin command) to the
+// node at target over the forwarding stream and returns its answer.
+func (n *Node) forwardRequest(ctx context.Context, target string, body []byte) (status byte, seq, index uint64, msg string, err error) {
 	c, err := n.mux.dial(target, streamForward, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("%w: reach %s: %w", ErrNotLeader, target, err)
+		return 0, 0, 0, "", fmt.Errorf("%w: reach %s: %w", ErrNotLeader, target, err)
 	}
 	defer c.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -81,35 +103,26 @@ func (n *Node) sendMembership(ctx context.Context, target string, action byte, i
 	} else {
 		_ = c.SetDeadline(time.Now().Add(membershipTimeout + 5*time.Second))
 	}
-	body := binary.AppendUvarint(nil, 1)
-	body = append(body, commandMembership, action)
-	body = binary.AppendUvarint(body, uint64(len(id)))
-	body = append(body, id...)
-	body = binary.AppendUvarint(body, uint64(len(addr)))
-	body = append(body, addr...)
-	if err := writeFrame(c, body); err != nil {
-		return fmt.Errorf("%w: %w", ErrMembership, err)
+	frame := append(binary.AppendUvarint(nil, 1), body...)
+	if err := writeFrame(c, frame); err != nil {
+		return 0, 0, 0, "", err
 	}
 	resp, err := readFrame(newFrameReader(c))
 	if err != nil {
-		return fmt.Errorf("%w: no answer from %s: %w", ErrMembership, target, err)
+		return 0, 0, 0, "", fmt.Errorf("no answer from %s: %w", target, err)
 	}
 	rd := reader{b: resp}
 	rd.uvarint() // id
 	if rd.uvarint() != 1 || rd.err != nil {
-		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
+		return 0, 0, 0, "", fmt.Errorf("bad answer from %s", target)
 	}
 	st := rd.bytes(1)
-	rd.uvarint()
-	rd.uvarint()
-	msg := rd.bytes(int(min(rd.uvarint(), 256)))
+	seq, index = rd.uvarint(), rd.uvarint()
+	m := rd.bytes(int(min(rd.uvarint(), 256)))
 	if rd.err != nil {
-		return fmt.Errorf("%w: bad answer from the leader", ErrMembership)
+		return 0, 0, 0, "", fmt.Errorf("bad answer from %s", target)
 	}
-	if st[0] != fwdOK {
-		return fmt.Errorf("%w: %s", ErrMembership, msg)
-	}
-	return nil
+	return st[0], seq, index, string(m), nil
 }
 
 // applyMembership changes the configuration on the leader.

@@ -61,6 +61,7 @@ type store struct {
 	db      *bolt.DB
 	heads   map[string]Head
 	rosters map[string]*crypto.Roster
+	adm     auditState
 }
 
 func openStore(path string) (*store, error) {
@@ -107,7 +108,12 @@ func openBolt(path string) (*bolt.DB, error) {
 func (s *store) loadLocked() error {
 	heads := make(map[string]Head)
 	rosters := make(map[string]*crypto.Roster)
+	var adm auditState
 	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if adm, err = loadAudit(tx); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketOps).ForEachBucket(func(name []byte) error {
 			ob := tx.Bucket(bucketOps).Bucket(name)
 			h, err := decodeState(ob.Get(keyState))
@@ -145,6 +151,7 @@ func (s *store) loadLocked() error {
 	}
 	s.heads = heads
 	s.rosters = rosters
+	s.adm = adm
 	return nil
 }
 
@@ -276,6 +283,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 		newHeads   = make(map[string]Head)
 		newRosters = make(map[string]*crypto.Roster)
 		batchIdx   = make(map[string]int) // op -> index in batches of its open batch
+		adm        = s.adm
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -292,6 +300,14 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 			last = e.index
 			if e.err != nil {
 				outs[i].err = e.err
+				continue
+			}
+			if e.cmd.body != nil {
+				out, err := adm.applyAdmin(tx, &e.cmd)
+				if err != nil {
+					return err
+				}
+				outs[i] = out
 				continue
 			}
 			if e.cmd.kind != commandPublish {
@@ -373,6 +389,11 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 						return err
 					}
 					newRosters[p.Op] = next
+					// Every accepted roster change lands in the audit
+					// trail, carrying the commit (and its signature).
+					if err := adm.appendAudit(tx, e.cmd.timeMS, crypto.AuditRosterCommit, crypto.RosterCommitBody(p.Op, seq, p.Envelope)); err != nil {
+						return err
+					}
 				}
 				lb, err := ob.CreateBucketIfNotExists(bucketLog)
 				if err != nil {
@@ -414,6 +435,9 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				return err
 			}
 		}
+		if err := adm.flush(tx); err != nil {
+			return err
+		}
 		if last != applied {
 			return meta.Put(keyApplied, seqKey(last))
 		}
@@ -428,6 +452,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 	for op, r := range newRosters {
 		s.rosters[op] = r
 	}
+	s.adm = adm
 	return outs, batches, nil
 }
 

@@ -4,7 +4,8 @@
 // hash ratchets, and signed, padded message envelopes.
 //
 // It owns every byte format that is signed, hashed or encrypted (tokens,
-// identity files, commits, envelopes, saved group state) and every
+// identity files, commits, envelopes, saved group state, cluster admin
+// requests and lists, audit entries) and every
 // domain-separation label; docs/crypto.md describes them byte by byte.
 //
 // Promises:

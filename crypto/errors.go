@@ -55,6 +55,12 @@ var (
 	// ErrSealedSecrets reports a commit whose sealed epoch secrets do not
 	// match the resulting roster (wrong count or size).
 	ErrSealedSecrets = errors.New("liaison/crypto: sealed secrets do not match roster")
+	// ErrNotClusterAdmin reports an admin request signed by a key that is
+	// not in the cluster's admin list.
+	ErrNotClusterAdmin = errors.New("liaison/crypto: signer is not a cluster admin")
+	// ErrAuditChain reports an audit trail whose hash chain or numbering
+	// is broken.
+	ErrAuditChain = errors.New("liaison/crypto: audit chain broken")
 	// ErrEmptyChain reports VerifyChain called with no commits.
 	ErrEmptyChain = errors.New("liaison/crypto: empty commit chain")
 

@@ -21,4 +21,7 @@ const (
 	ctxRelayLogin    = "liaison/v1/relay-login"    // Ed25519 over a relay login (challenge, node, time, channel)
 	ctxLogChain      = "liaison/v1/log-chain"      // SHA-256 log hash chain
 	ctxLocalState    = "liaison/v1/local-state"    // HKDF salt: keys for a client's local state files
+	ctxAdminRequest  = "liaison/v1/admin-request"  // Ed25519 over a cluster admin request statement
+	ctxAdminListHead = "liaison/v1/admin-list"     // SHA-256 over a cluster admin list (its head)
+	ctxAuditChain    = "liaison/v1/audit-chain"    // SHA-256 audit trail hash chain
 )

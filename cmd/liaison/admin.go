@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"liaison/cluster/pki"
+	"liaison/crypto"
 )
 
 const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
@@ -26,6 +27,17 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
   admin snapshot FILE              write a backup of a node's logs to FILE;
                                    start a new cluster from it with
                                    relayd --restore FILE --data-dir EMPTY-DIR
+  admin admins list                the cluster admins (fingerprint, name, key)
+  admin admins add TOKEN|FILE|KEY [--name NAME]
+                                   make an identity a cluster admin
+  admin admins remove FINGERPRINT|NAME|KEY
+                                   remove a cluster admin (not the last)
+  admin audit [--out FILE] [--in FILE] [--head HASH]
+                                   print the audit trail (time, actor, action,
+                                   details), verifying every signature and the
+                                   chain; exit 1 on any failure. --out saves the
+                                   trail, --in verifies a saved one, --head checks
+                                   that it ends at HASH
   admin retention OP [--max-age DURATION] [--max-count N] [--clear]
                                    show or set an operation's retention (entries
                                    older or beyond the newest N are removed;
@@ -33,7 +45,9 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
   admin ca init DIR                create the cluster CA (DIR/ca.crt, DIR/ca.key)
   admin ca node DIR NODE-ID [--host IP-OR-NAME]...
                                    issue a node certificate (DIR/NODE-ID.crt/.key)
-  admin ca admin DIR NAME          issue an admin certificate (DIR/NAME.crt/.key)`
+  admin ca admin DIR NAME          issue an admin certificate (DIR/NAME.crt/.key)
+join, remove, snapshot and admins add|remove are signed with your identity
+(--identity); a cluster with admins accepts them only from its admins.`
 
 // nodeStatus mirrors cluster.StatusReport.
 type nodeStatus struct {
@@ -61,6 +75,10 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 		return adminCA(e, args[1:])
 	}
 	fs := e.newFlagSet("admin " + args[0])
+	name := fs.String("name", "", "admins add: the admin's name (default: the token's)")
+	auditOut := fs.String("out", "", "audit: also write the trail to this file")
+	auditIn := fs.String("in", "", "audit: verify this saved trail instead of fetching it")
+	auditHead := fs.String("head", "", "audit: the hash (hex) the trail must end with")
 	var ret retentionFlags
 	if args[0] == "retention" {
 		ret.register(fs)
@@ -97,6 +115,13 @@ func cmdAdmin(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: admin snapshot FILE", errUsage)
 		}
 		return adminSnapshot(ctx, e, &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}, pos[0])
+	case "admins":
+		return adminAdmins(ctx, e, hc, pos, *name)
+	case "audit":
+		if len(pos) != 0 {
+			return fmt.Errorf("%w: admin audit [--out FILE] [--in FILE] [--head HASH]", errUsage)
+		}
+		return adminAudit(ctx, e, hc, *auditOut, *auditIn, *auditHead)
 	}
 	return fmt.Errorf("%w: unknown admin command %q\n%s", errUsage, args[0], adminUsage)
 }
@@ -228,6 +253,11 @@ func adminChange(ctx context.Context, e *env, hc *http.Client, what string, body
 	if err != nil {
 		return err
 	}
+	signer, err := e.adminSigner()
+	if err != nil {
+		return err
+	}
+	defer signer.Destroy()
 	b, _ := json.Marshal(body)
 	var last error
 	for _, base := range bases {
@@ -236,6 +266,10 @@ func adminChange(ctx context.Context, e *env, hc *http.Client, what string, body
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if err := signAdminRequest(ctx, hc, req, base, signer, what, body); err != nil {
+			last = err
+			continue
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			last = err
@@ -266,6 +300,15 @@ func adminSnapshot(ctx context.Context, e *env, hc *http.Client, file string) er
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bases[0]+"/cluster/backup", nil)
 	if err != nil {
 		return err
+	}
+	signer, err := e.adminSigner()
+	if err != nil {
+		return err
+	}
+	err = signAdminRequest(ctx, hc, req, bases[0], signer, crypto.AdminActionBackup, nil)
+	signer.Destroy()
+	if err != nil {
+		return fmt.Errorf("admin snapshot: %w", err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
+
+	"liaison/crypto"
 )
 
 // retentionFlags are the flags of `liaison admin retention`.
@@ -53,6 +56,13 @@ func adminRetention(ctx context.Context, e *env, hc *http.Client, op string, f *
 	if err != nil {
 		return err
 	}
+	var signer *crypto.Identity
+	if f.set {
+		if signer, err = e.adminSigner(); err != nil {
+			return err
+		}
+		defer signer.Destroy()
+	}
 	var last error
 	for _, base := range bases {
 		var req *http.Request
@@ -61,6 +71,11 @@ func adminRetention(ctx context.Context, e *env, hc *http.Client, op string, f *
 			req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/cluster/retention", bytes.NewReader(body))
 			if err == nil {
 				req.Header.Set("Content-Type", "application/json")
+				args := map[string]string{"op": op, "max_age": f.maxAge, "max_count": strconv.FormatUint(f.maxCount, 10), "clear": strconv.FormatBool(f.clear)}
+				if err := signAdminRequest(ctx, hc, req, base, signer, crypto.AdminActionRetention, args); err != nil {
+					last = err
+					continue
+				}
 			}
 		} else {
 			req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/retention?op="+url.QueryEscape(op), nil)

@@ -48,7 +48,7 @@ Messages (end-to-end encrypted):
   chat [NAME]                the terminal chat: your operations, unread counts,
                              tasks, outbox, safety numbers (docs/clients.md)
 Cluster administration:
-  admin status|join|remove|snapshot|ca   see "liaison admin" for details
+  admin status|join|remove|snapshot|admins|audit|ca   see "liaison admin" for details
   help                       show this text
 
 Common flags (before or after the command):

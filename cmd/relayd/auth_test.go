@@ -143,7 +143,9 @@ func authFailures(n *node, reason string) uint64 { return n.relay.Stats().AuthFa
 
 func TestAuthWrongSignature(t *testing.T) {
 	n := closedNode(t, nil)
-	alice, mallory := relaytest.NewIdentity("alice"), relaytest.NewIdentity("mallory")
+	f := newOpFixture(t, n, "op-sig")
+	head := n.cluster.Head(f.op)
+	alice, mallory := f.alice, relaytest.NewIdentity("mallory")
 	c, h := dialHello(t, n)
 	a, err := relaytest.Auth(h, mallory, nil)
 	if err != nil {
@@ -174,13 +176,18 @@ func TestAuthWrongSignature(t *testing.T) {
 	if st["bad_signature"] != 2 || st["anonymous"] != 1 || st["binding"] != 1 {
 		t.Fatalf("auth failures %v", st)
 	}
-	// Alice herself gets in.
-	dialRawAs(t, n.addr.String(), alice) // a fresh connection gets in
+	if n.cluster.Head(f.op) != head {
+		t.Fatal("the log changed")
+	}
+	// Alice's own connection carries on.
+	f.carriesOn(t, n)
 }
 
 func TestAuthReplayedChallenge(t *testing.T) {
 	n := closedNode(t, nil)
-	alice := relaytest.NewIdentity("alice")
+	f := newOpFixture(t, n, "op-replay")
+	head := n.cluster.Head(f.op)
+	alice := f.alice
 	first, h := dialHello(t, n)
 	a, err := relaytest.Auth(h, alice, nil)
 	if err != nil {
@@ -201,27 +208,36 @@ func TestAuthReplayedChallenge(t *testing.T) {
 	if st["bad_signature"] != 1 || st["second_auth"] != 1 {
 		t.Fatalf("auth failures %v", st)
 	}
-	// Another connection carries on.
-	dialRawAs(t, n.addr.String(), alice) // a fresh connection gets in
+	if n.cluster.Head(f.op) != head {
+		t.Fatal("the log changed")
+	}
+	f.carriesOn(t, n)
 }
 
 func TestAuthExpiredChallenge(t *testing.T) {
-	const ttl = 300 * time.Millisecond
+	const ttl = time.Second // long enough for the other handshakes on a loaded machine
 	n := closedNode(t, func(c *config) { c.relay.ChallengeTTL = ttl })
-	alice := relaytest.NewIdentity("alice")
+	f := newOpFixture(t, n, "op-expiry")
+	head := n.cluster.Head(f.op)
+	alice := f.alice
 	c, h := dialHello(t, n)
 	a, err := relaytest.Auth(h, alice, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The expiry itself is what is tested: let the challenge's lifetime pass.
-	time.Sleep(ttl + 100*time.Millisecond)
+	time.Sleep(ttl + 200*time.Millisecond)
 	c.send(a)
 	c.expectRefusal(wire.CodeUnauthenticated, wire.CloseAuth)
 	if authFailures(n, "expired") != 1 {
 		t.Fatalf("auth failures %v", n.relay.Stats().AuthFailures)
 	}
-	dialRawAs(t, n.addr.String(), alice) // a fresh connection gets in
+	if n.cluster.Head(f.op) != head {
+		t.Fatal("the log changed")
+	}
+	// A fresh connection gets in, and alice's first one carries on.
+	dialRawAs(t, n.addr.String(), alice)
+	f.carriesOn(t, n)
 }
 
 func TestNonMemberSubscribeAndPublish(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,11 +28,17 @@ type procNode struct {
 // tests publish raw entries.
 func startCluster(t *testing.T, size int) []*procNode {
 	t.Helper()
+	return startClusterWith(t, size)
+}
+
+// startClusterWith is startCluster with extra flags for the first node.
+func startClusterWith(t *testing.T, size int, first ...string) []*procNode {
+	t.Helper()
 	var nodes []*procNode
 	for i := 0; i < size; i++ {
 		host := fmt.Sprintf("127.0.0.%d", i+1)
 		n := &procNode{id: fmt.Sprintf("n%d", i+1), dataDir: t.TempDir(), listen: freePortOn(t, host), raft: freePortOn(t, host)}
-		extra := []string{"--open-ops"}
+		extra := append([]string{"--open-ops"}, first...)
 		if i > 0 {
 			extra = append(extra, "--join", nodes[0].listen)
 		}
@@ -255,16 +260,12 @@ func TestFiveNodesAdmin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster of relayd processes")
 	}
-	nodes := startCluster(t, 5)
+	ops := newPerson(t, "ops")
+	nodes := startClusterWith(t, 5, "--admin", ops.tokenFile)
 	all := listens(nodes)
 	relays := strings.Join(all, ",")
-	cli := liaisonBinary(t)
 	admin := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, cli, append([]string{"--relay", relays, "admin"}, args...)...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return cliAs(t, ops, append([]string{"--relay", relays, "admin"}, args...)...)
 	}
 	waitUntil(t, 30*time.Second, func() bool {
 		out, err := admin("status")

@@ -44,6 +44,7 @@ type config struct {
 	RetentionMaxAge   string   `toml:"retention_max_age" help:"default retention: remove entries older than this (e.g. 720h; empty keeps them) from operations without a policy of their own; roster commits are always kept"`
 	RetentionMaxCount uint64   `toml:"retention_max_count" help:"default retention: keep at most this many newest entries of each operation without a policy of its own (0: no limit)"`
 	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
+	Admins            []string `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
 	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
 
 	// Authentication and limits (docs/protocol.md, Authentication and
@@ -192,6 +193,8 @@ func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Wri
 	configFile := fs.String("config", "", "TOML configuration file (default $RELAYD_CONFIG)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration as TOML and exit")
 	fs.StringVar(&c.Restore, "restore", "", "start a new one-node cluster in an empty data dir from this backup file (liaison admin snapshot)")
+	var adminFlags multiFlag
+	fs.Var(&adminFlags, "admin", "a cluster admin of a new cluster: identity token, token file or public key (64 hex digits); repeatable (config key admins)")
 	flagValues := make(map[string]*string)
 	v := reflect.ValueOf(&c).Elem()
 	for i := 0; i < v.NumField(); i++ {
@@ -253,6 +256,9 @@ func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Wri
 	})
 	if ferr != nil {
 		return c, ferr
+	}
+	if len(adminFlags) > 0 {
+		c.Admins = append(c.Admins[:0:0], adminFlags...)
 	}
 	if err := c.validate(); err != nil {
 		return c, err
@@ -326,6 +332,9 @@ func (c *config) validate() error {
 	}
 	if c.ClientTLS && c.TLSCert == "" {
 		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
+	}
+	if _, err := parseAdmins(c.Admins); err != nil {
+		return err
 	}
 	for key, d := range map[string]time.Duration{"challenge_ttl": c.ChallengeTTL, "ping_interval": c.PingInterval, "idle_timeout": c.IdleTimeout,
 		"write_timeout": c.WriteTimeout, "slow_consumer_timeout": c.SlowConsumerTimeout, "read_header_timeout": c.ReadHeaderTimeout} {
@@ -425,6 +434,12 @@ func resolveNodeID(dataDir, flagID string) (string, error) {
 	}
 	return id, nil
 }
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // retention returns the default retention policy.
 func (c *config) retention() (cluster.Retention, error) {

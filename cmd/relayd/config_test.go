@@ -109,6 +109,29 @@ func TestPrintConfig(t *testing.T) {
 	}
 }
 
+// --admin is repeatable and replaces the file's admins; each value is a
+// token, a token file or a hex public key; a bad one fails naming admins.
+func TestConfigAdmins(t *testing.T) {
+	p := newPerson(t, "alice")
+	key := strings.Repeat("ab", 32)
+	file := writeConfig(t, `admins = ["`+key+`"]`)
+	c, err := loadConfig([]string{"--config", file}, envOf(nil), io.Discard, io.Discard)
+	if err != nil || len(c.Admins) != 1 {
+		t.Fatalf("file: %v %v", c.Admins, err)
+	}
+	c, err = loadConfig([]string{"--config", file, "--admin", p.tokenFile, "--admin", p.id.Token().String()}, envOf(nil), io.Discard, io.Discard)
+	if err != nil || len(c.Admins) != 2 {
+		t.Fatalf("flags: %v %v", c.Admins, err)
+	}
+	admins, err := parseAdmins(c.Admins)
+	if err != nil || admins[0].Name != "alice" || admins[0].Key != p.id.PublicKey() {
+		t.Fatalf("parsed %+v %v", admins, err)
+	}
+	if _, err := loadConfig([]string{"--admin", "nope"}, envOf(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "admins") {
+		t.Fatalf("bad admin: %v", err)
+	}
+}
+
 // The limits come from the file, the environment and the flags like every
 // setting, and reach the relay's configuration.
 func TestLimitSettings(t *testing.T) {

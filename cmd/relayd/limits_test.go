@@ -226,8 +226,8 @@ func TestWrongOriginRefused(t *testing.T) {
 
 func TestIdleConnectionClosed4003(t *testing.T) {
 	n := limitNode(t, func(c *config) {
-		c.relay.PingInterval = 50 * time.Millisecond
-		c.relay.IdleTimeout = 400 * time.Millisecond
+		c.relay.PingInterval = 100 * time.Millisecond
+		c.relay.IdleTimeout = time.Second
 	})
 	idle := dialRaw(t, n) // never reads, so never answers a ping
 	alive := dialRaw(t, n)

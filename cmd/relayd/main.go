@@ -116,6 +116,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	setupAdmins(cfg, cn, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cn.Close()
@@ -127,6 +128,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		scheme = "https"
 	}
 	rcfg := cfg.relayConfig(cfg.relay)
+	if rcfg.OpenOps {
+		log.Warn("open_ops is on: any authenticated client may use operations that have no roster (for tests and benchmarks only)")
+	}
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
 	rs := relay.New(clusterLog{cn}, rcfg)

@@ -352,7 +352,8 @@ func TestBackupRestoreProcess(t *testing.T) {
 		t.Skip("runs relayd processes")
 	}
 	listen := freePort(t)
-	startProcArgs(t, t.TempDir(), listen, freePort(t), "n1", "--open-ops")
+	ops := newPerson(t, "ops")
+	startProcArgs(t, t.TempDir(), listen, freePort(t), "n1", "--admin", crypto.AdminKeyHex(ops.id.PublicKey()), "--open-ops")
 	c := dialClient(t, listen)
 	ctx := context.Background()
 	for i := 1; i <= 25; i++ {
@@ -360,20 +361,13 @@ func TestBackupRestoreProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.Get("http://" + listen + "/cluster/backup")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := getBackup(t, listen, signedHeader(t, ops.id, crypto.AdminActionBackup, "n1", nil))
 	file := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(file)
-	if err != nil {
+	if err := os.WriteFile(file, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n, err := io.Copy(f, resp.Body)
-	resp.Body.Close()
-	f.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || n == 0 {
-		t.Fatalf("backup: status %d, %d bytes, %v", resp.StatusCode, n, err)
+	if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Fatalf("backup: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 
 	listen2 := freePort(t)
@@ -384,6 +378,17 @@ func TestBackupRestoreProcess(t *testing.T) {
 	}
 	if s.Head() != 25 {
 		t.Fatalf("restored cluster has %d entries, want 25", s.Head())
+	}
+	// The restored cluster keeps the admin list and the audit trail (the
+	// backup itself is in it), and continues the chain.
+	if rep := adminsOf(t, listen2); len(rep.Admins) != 1 || rep.Admins[0].Name != "admin-"+crypto.AdminKeyHex(ops.id.PublicKey())[:8] {
+		t.Fatalf("restored admins: %+v", rep)
+	}
+	if resp, _ := getBackup(t, listen2, signedHeader(t, ops.id, crypto.AdminActionBackup, "r1", nil)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup of the restored cluster: %s", resp.Status)
+	}
+	if out, err := cliAs(t, nil, "--relay", listen2, "admin", "audit"); err != nil || strings.Count(out, " backup ") != 2 {
+		t.Fatalf("restored audit trail: %v\n%s", err, out)
 	}
 	for i, m := range receive(t, s, 1, 25) {
 		if want := fmt.Sprintf("m%d", i+1); string(m.Envelope) != want {

@@ -50,6 +50,7 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 		return []string{"--tls-ca", ca, "--tls-cert", filepath.Join(dir, id+".crt"), "--tls-key", filepath.Join(dir, id+".key"), "--client-tls", "--open-ops"}
 	}
 
+	ops := newPerson(t, "ops")
 	var nodes []*procNode
 	for i := 1; i <= 3; i++ {
 		host := fmt.Sprintf("127.0.0.%d", i)
@@ -57,6 +58,8 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 		args := tlsArgs(pkiDir, n.id)
 		if i > 1 {
 			args = append(args, "--join", nodes[0].listen)
+		} else {
+			args = append(args, "--admin", ops.tokenFile)
 		}
 		n.proc = startProcArgsTLS(t, n.dataDir, n.listen, n.raft, n.id, ca, args...)
 		nodes = append(nodes, n)
@@ -91,10 +94,16 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 		t.Fatalf("got %q", got[0].Envelope)
 	}
 
-	// Cluster changes need the admin certificate.
-	out, err := cli(t, "--relay", relays, "--tls-ca", ca, "admin", "remove", "n3")
+	// Cluster changes need the admin certificate, even when signed by an
+	// admin.
+	out, err := cliAs(t, ops, "--relay", relays, "--tls-ca", ca, "admin", "remove", "n3")
 	if err == nil || !strings.Contains(out, "403") {
 		t.Fatalf("remove without an admin certificate: %v\n%s", err, out)
+	}
+	// The joins are in the audit trail with the node certificates.
+	out, err = cliAs(t, nil, append(admin, "audit")...)
+	if err != nil || strings.Count(out, "node-join") != 2 || !strings.Contains(out, `cert="n3"`) || strings.Count(out, "(verified)") != 2 {
+		t.Fatalf("audit of a TLS cluster: %v\n%s", err, out)
 	}
 
 	// A node whose certificate comes from another CA cannot join: relayd
@@ -125,7 +134,9 @@ func TestTLSClusterWithAdminCA(t *testing.T) {
 
 	// With the admin certificate, remove works and the cluster stays
 	// writable; the client, connected to the removed node, moves on.
-	mustCLI(t, append(admin, "remove", "n3")...)
+	if out, err := cliAs(t, ops, append(admin, "remove", "n3")...); err != nil {
+		t.Fatalf("admin remove with certificate and signature: %v\n%s", err, out)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if r, err := c.Publish(pctx, "secure-op", []byte("after remove")); err != nil || r.Seq != 2 {
