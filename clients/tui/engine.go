@@ -231,7 +231,12 @@ func (e *Engine) Queue(op, text string, class wire.Class) (session.Queued, error
 }
 
 // Ack implements Backend.
-func (e *Engine) Ack(op, id string) error {
+func (e *Engine) Ack(op, id string, state TaskState) error {
+	return errors.New("tasking is not available in this version")
+}
+
+// SendTask implements Backend.
+func (e *Engine) SendTask(op string, priority wire.Class, text string) error {
 	return errors.New("tasking is not available in this version")
 }
 

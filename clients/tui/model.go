@@ -42,7 +42,7 @@ type Model struct {
 	safety    bool // the safety-number view is open
 	safetySel int
 
-	acking map[string]bool // task ids whose ack is on its way
+	acking map[string]TaskState // "op/id" of tasks whose acknowledgement is on its way
 	notice string
 
 	width, height int
@@ -71,7 +71,7 @@ func New(be Backend, o Options) *Model {
 	in.CharLimit = session.MaxText
 	in.SetVirtualCursor(false)
 	in.Focus()
-	m := &Model{be: be, events: o.Events, input: in, acking: make(map[string]bool), width: o.Width, height: o.Height}
+	m := &Model{be: be, events: o.Events, input: in, acking: make(map[string]TaskState), width: o.Width, height: o.Height}
 	if m.width <= 0 {
 		m.width = 80
 	}
@@ -207,7 +207,7 @@ func (m *Model) handle(msg tea.Msg) {
 		v := m.opFor(msg.Op)
 		v.tasks = slices.Clone(msg.Tasks)
 		for _, t := range v.tasks {
-			if t.Acked {
+			if st, ok := m.acking[t.Op+"/"+t.ID]; ok && t.State == st {
 				delete(m.acking, t.Op+"/"+t.ID)
 			}
 		}
@@ -224,6 +224,12 @@ func (m *Model) handle(msg tea.Msg) {
 		if msg.err != nil {
 			delete(m.acking, msg.op+"/"+msg.id)
 			m.notice = "acknowledgement not sent: " + msg.err.Error()
+		}
+	case taskSentMsg:
+		if msg.err != nil {
+			m.notice = "task not sent: " + msg.err.Error()
+		} else {
+			m.notice = "task sent to " + msg.op
 		}
 	}
 }
@@ -295,7 +301,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.switchOp(-1)
 		return nil
 	case "ctrl+a":
-		return m.ackTop()
+		return m.ack("", TaskUnderstood)
 	case "ctrl+s":
 		m.openSafety()
 		return nil
@@ -360,12 +366,14 @@ func (m *Model) submit() tea.Cmd {
 		m.input.Reset()
 		m.openSafety()
 		return nil
-	case "/ack":
+	case "/ack", "/done", "/unable":
 		m.input.Reset()
-		return m.ackTop()
+		return m.ack(strings.TrimSpace(rest), map[string]TaskState{"/ack": TaskUnderstood, "/done": TaskDone, "/unable": TaskUnable}[cmd])
+	case "/task":
+		return m.sendTask(v.name, rest)
 	default:
 		if strings.HasPrefix(cmd, "/") && !strings.HasPrefix(cmd, "//") {
-			m.notice = fmt.Sprintf("unknown command %s (commands: /flash, /immediate, /ack, /safety; start with // to send a slash)", cmd)
+			m.notice = fmt.Sprintf("unknown command %s (commands: /flash, /immediate, /ack, /done, /unable, /task, /safety; start with // to send a slash)", cmd)
 			return nil
 		}
 		if strings.HasPrefix(text, "//") {
@@ -388,10 +396,27 @@ func (m *Model) submit() tea.Cmd {
 // openTasks returns the tasks this member has still to acknowledge, over
 // every operation: flash first, then immediate, then routine, oldest first.
 func (m *Model) openTasks() []Task {
+	return m.tasksWhere(func(t Task) bool { return !t.Own && t.State == TaskOpen })
+}
+
+// inHand returns the tasks this member acknowledged but has not closed
+// (done or unable), in the same order.
+func (m *Model) inHand() []Task {
+	return m.tasksWhere(func(t Task) bool { return !t.Own && t.State != TaskOpen && !t.State.Final() })
+}
+
+// ownTasks returns the tasks this member sent, newest first.
+func (m *Model) ownTasks() []Task {
+	out := m.tasksWhere(func(t Task) bool { return t.Own })
+	slices.Reverse(out)
+	return out
+}
+
+func (m *Model) tasksWhere(keep func(Task) bool) []Task {
 	var out []Task
 	for _, v := range m.ops {
 		for _, t := range v.tasks {
-			if !t.Acked && !t.Own {
+			if keep(t) {
 				out = append(out, t)
 			}
 		}
@@ -411,19 +436,56 @@ func (m *Model) openTasks() []Task {
 	return out
 }
 
-// ackTop acknowledges the first open task not already being acknowledged.
-func (m *Model) ackTop() tea.Cmd {
-	for _, t := range m.openTasks() {
+// ack acknowledges a task with state: the task whose id starts with ref
+// (or whose short id is ref), or, with ref empty, the first open task not
+// already being acknowledged (for done and unable: the first task in hand,
+// else the first open one).
+func (m *Model) ack(ref string, state TaskState) tea.Cmd {
+	var cands []Task
+	switch {
+	case ref != "":
+		for _, t := range append(m.openTasks(), m.inHand()...) {
+			if strings.HasPrefix(t.ID, strings.ToLower(ref)) {
+				cands = append(cands, t)
+			}
+		}
+		if len(cands) != 1 {
+			m.notice = fmt.Sprintf("%d of your tasks match %q", len(cands), ref)
+			return nil
+		}
+	case state.Final():
+		cands = append(m.inHand(), m.openTasks()...)
+	default:
+		cands = m.openTasks()
+	}
+	for _, t := range cands {
 		k := t.Op + "/" + t.ID
-		if m.acking[k] {
+		if _, busy := m.acking[k]; busy {
 			continue
 		}
-		m.acking[k] = true
+		m.acking[k] = state
 		be, op, id := m.be, t.Op, t.ID
 		return func() tea.Msg {
-			return ackedMsg{op: op, id: id, err: be.Ack(op, id)}
+			return ackedMsg{op: op, id: id, state: state, err: be.Ack(op, id, state)}
 		}
 	}
 	m.notice = "no task to acknowledge"
 	return nil
+}
+
+// sendTask handles "/task flash|immediate|routine TEXT".
+func (m *Model) sendTask(op, rest string) tea.Cmd {
+	prio, text, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	class, ok := map[string]wire.Class{"flash": wire.ClassFlash, "immediate": wire.ClassImmediate, "routine": wire.ClassRoutine}[prio]
+	text = strings.TrimSpace(text)
+	if !ok || text == "" {
+		m.notice = "usage: /task flash|immediate|routine TEXT"
+		return nil
+	}
+	m.input.Reset()
+	m.notice = "sending the task…"
+	be := m.be
+	return func() tea.Msg {
+		return taskSentMsg{op: op, err: be.SendTask(op, class, text)}
+	}
 }

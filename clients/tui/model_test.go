@@ -3,6 +3,7 @@ package tui
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ type fakeBackend struct {
 	queued []session.Queued
 	ops    []string
 	acks   []string
+	tasks  []string
 	err    error
 }
 
@@ -39,10 +41,17 @@ func (f *fakeBackend) Queue(op, text string, class wire.Class) (session.Queued, 
 	return q, nil
 }
 
-func (f *fakeBackend) Ack(op, id string) error {
+func (f *fakeBackend) Ack(op, id string, state TaskState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.acks = append(f.acks, op+"/"+id)
+	f.acks = append(f.acks, op+"/"+id+"="+state.String())
+	return f.err
+}
+
+func (f *fakeBackend) SendTask(op string, priority wire.Class, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tasks = append(f.tasks, fmt.Sprintf("%s/%s/%s", op, priorityName(priority), text))
 	return f.err
 }
 
@@ -295,55 +304,80 @@ func TestModelSafetyNumbers(t *testing.T) {
 }
 
 // Open tasks are listed flash first; ctrl+a acknowledges the top one
-// through the Backend, once; the next press takes the next task.
+// through the Backend ("understood"), once; the next press takes the next
+// task; /done and /unable close a task in hand; /task sends one.
 func TestModelTasksAck(t *testing.T) {
 	be := &fakeBackend{}
-	m := New(be, Options{Ops: []string{"op1", "op2"}, Width: 120, Height: 24})
+	m := New(be, Options{Ops: []string{"op1", "op2"}, Width: 140, Height: 24})
 	key(t, m, "ctrl+a")
 	if len(be.acks) != 0 {
 		t.Fatal("ack with no task")
 	}
 	mustContain(t, m, "no task to acknowledge")
 	m.Update(TasksMsg{Op: "op1", Tasks: []Task{
-		{Op: "op1", ID: "r1", From: "Centre", Verified: true, Priority: wire.ClassRoutine, Text: "check gate 4", TimeMS: 1},
-		{Op: "op1", ID: "own", From: "me", Verified: true, Own: true, Text: "my task", Received: 2, AckedBy: 1, Members: 3},
+		{Op: "op1", ID: "aaaa1111", Short: "aaaa1111", From: "Centre", Verified: true, Priority: wire.ClassRoutine, Text: "check gate 4", TimeMS: 1},
+		{Op: "op1", ID: "0000ffff", Short: "0000ffff", From: "me", Verified: true, Own: true, Text: "my task", Received: 2, AckedBy: 1, OverdueCount: 1, Members: 3},
 	}})
 	m.Update(TasksMsg{Op: "op2", Tasks: []Task{
-		{Op: "op2", ID: "f1", From: "Centre", Verified: true, Priority: wire.ClassFlash, Text: "evacuate", TimeMS: 5},
-		{Op: "op2", ID: "done", From: "Centre", Verified: true, Priority: wire.ClassFlash, Text: "old", TimeMS: 2, Acked: true},
+		{Op: "op2", ID: "ffff2222", Short: "ffff2222", From: "Centre", Verified: true, Priority: wire.ClassFlash, Text: "evacuate", TimeMS: 5, DueMS: 1_700_000_000_000, Overdue: true},
+		{Op: "op2", ID: "dddd3333", Short: "dddd3333", From: "Centre", Verified: true, Priority: wire.ClassFlash, Text: "old", TimeMS: 2, State: TaskDone},
 	}})
 	s := screen(m)
-	flash, routine := strings.Index(s, "FLASH     op2  Centre✓: evacuate"), strings.Index(s, "ROUTINE   op1  Centre✓: check gate 4")
+	flash, routine := strings.Index(s, "FLASH     ffff2222 op2  Centre✓: evacuate  due "), strings.Index(s, "ROUTINE   aaaa1111 op1  Centre✓: check gate 4")
 	if flash < 0 || routine < 0 || flash > routine {
 		t.Fatalf("tasks not listed flash first:\n%s", s)
 	}
-	mustContain(t, m, "TASKS: 2 to acknowledge", "sent by you op1: my task · received 2/3 · acknowledged 1/3")
+	mustContain(t, m, "TASKS: 2 to acknowledge", "OVERDUE", "sent by you 0000ffff op1: my task · received 2/3 · acknowledged 1/3 · 1 overdue")
 	mustNotContain(t, m, "Centre✓: old")
 	key(t, m, "ctrl+a")
-	if len(be.acks) != 1 || be.acks[0] != "op2/f1" {
+	if len(be.acks) != 1 || be.acks[0] != "op2/ffff2222=understood" {
 		t.Fatalf("acks %v", be.acks)
 	}
-	mustContain(t, m, "evacuate  [acknowledging…]")
+	mustContain(t, m, "evacuate  due ", "[understood…]")
 	key(t, m, "ctrl+a")
-	if len(be.acks) != 2 || be.acks[1] != "op1/r1" {
+	if len(be.acks) != 2 || be.acks[1] != "op1/aaaa1111=understood" {
 		t.Fatalf("acks %v", be.acks)
 	}
 	key(t, m, "ctrl+a") // both on their way: nothing more
 	if len(be.acks) != 2 {
 		t.Fatalf("acks %v", be.acks)
 	}
-	m.Update(TasksMsg{Op: "op2", Tasks: []Task{{Op: "op2", ID: "f1", Priority: wire.ClassFlash, Text: "evacuate", Acked: true}}})
-	mustNotContain(t, m, "evacuate")
-	mustContain(t, m, "TASKS: 1 to acknowledge")
+	// The flash task's acknowledgement reaches the log: it is in hand.
+	m.Update(TasksMsg{Op: "op2", Tasks: []Task{{Op: "op2", ID: "ffff2222", Short: "ffff2222", From: "Centre", Verified: true, Priority: wire.ClassFlash, Text: "evacuate", State: TaskUnderstood}}})
+	mustContain(t, m, "TASKS: 1 to acknowledge", "evacuate  (understood)")
+	mustNotContain(t, m, "[understood…]  (understood)")
 	// A failed ack can be retried.
 	be.err = errors.New("offline")
-	m.Update(ackedMsg{op: "op1", id: "r1", err: be.err})
+	m.Update(ackedMsg{op: "op1", id: "aaaa1111", state: TaskUnderstood, err: be.err})
 	mustContain(t, m, "acknowledgement not sent: offline")
 	be.err = nil
 	key(t, m, "ctrl+a")
-	if len(be.acks) != 3 || be.acks[2] != "op1/r1" {
+	if len(be.acks) != 3 || be.acks[2] != "op1/aaaa1111=understood" {
 		t.Fatalf("acks %v", be.acks)
 	}
+	// /done closes the task in hand; /unable takes a task by id prefix.
+	typeText(m, "/done")
+	key(t, m, "enter")
+	if len(be.acks) != 4 || be.acks[3] != "op2/ffff2222=done" {
+		t.Fatalf("acks %v", be.acks)
+	}
+	typeText(m, "/unable zzzz")
+	key(t, m, "enter")
+	mustContain(t, m, `0 of your tasks match "zzzz"`)
+	if len(be.acks) != 4 {
+		t.Fatalf("acks %v", be.acks)
+	}
+	// /task sends a task to the operation on screen.
+	typeText(m, "/task urgent now")
+	key(t, m, "enter")
+	mustContain(t, m, "usage: /task flash|immediate|routine TEXT")
+	key(t, m, "esc")
+	typeText(m, "/task immediate secure the perimeter")
+	key(t, m, "enter")
+	if len(be.tasks) != 1 || be.tasks[0] != "op1/immediate/secure the perimeter" {
+		t.Fatalf("tasks %v", be.tasks)
+	}
+	mustContain(t, m, "task sent to op1")
 }
 
 // Any window size renders without panicking, scrolling stays in range.

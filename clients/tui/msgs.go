@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"fmt"
+
 	"liaison/clients"
 	"liaison/clients/session"
 	"liaison/crypto"
@@ -55,7 +57,14 @@ type queuedMsg struct {
 // ackedMsg is the result of a Backend.Ack effect.
 type ackedMsg struct {
 	op, id string
+	state  TaskState
 	err    error
+}
+
+// taskSentMsg is the result of a Backend.SendTask effect.
+type taskSentMsg struct {
+	op  string
+	err error
 }
 
 // Colleague is a member of an operation with what two people compare out
@@ -69,23 +78,61 @@ type Colleague struct {
 	Self         bool
 }
 
-// Task is a task addressed to the operation, as this member sees it.
+// TaskState is this member's latest acknowledgement of a task; the values
+// are those of the session's acknowledgement states.
+type TaskState uint8
+
+// Task states.
+const (
+	TaskOpen       TaskState = 0 // not acknowledged yet
+	TaskReceived   TaskState = 1
+	TaskUnderstood TaskState = 2 // what ctrl+a answers
+	TaskDone       TaskState = 3
+	TaskUnable     TaskState = 4
+)
+
+// String names the state.
+func (s TaskState) String() string {
+	switch s {
+	case TaskOpen:
+		return "open"
+	case TaskReceived:
+		return "received"
+	case TaskUnderstood:
+		return "understood"
+	case TaskDone:
+		return "done"
+	case TaskUnable:
+		return "unable"
+	}
+	return fmt.Sprintf("state %d", uint8(s))
+}
+
+// Final reports whether the state closes the task for this member.
+func (s TaskState) Final() bool { return s == TaskDone || s == TaskUnable }
+
+// Task is a task of an operation as this member sees it: one addressed to
+// them, or one they sent.
 type Task struct {
 	Op       string
 	ID       string // passed back to Backend.Ack
+	Short    string // the id as shown (8 hex digits)
 	Seq      uint64
 	From     string
 	Verified bool
 	Priority wire.Class
 	Text     string
 	TimeMS   int64
-	// Acked is true once this member's acknowledgement is in the log.
-	Acked bool
-	// Own is true for tasks this member sent; Received and Acked count
-	// the members who have them (shown to centre staff).
-	Own               bool
-	Received, AckedBy int
-	Members           int
+	DueMS    int64 // 0: no due time
+	// State is this member's latest acknowledgement; Overdue that the due
+	// time passed without done or unable.
+	State   TaskState
+	Overdue bool
+	// Own is true for tasks this member sent: Received, AckedBy and
+	// OverdueCount count the Members who have it, acknowledged it, are
+	// overdue (shown to centre staff).
+	Own                                      bool
+	Received, AckedBy, OverdueCount, Members int
 }
 
 // Backend is what the model asks of the world. Engine implements it.
@@ -93,6 +140,8 @@ type Backend interface {
 	// Queue saves text as a message to op in the outbox (persisted, msgid
 	// fixed) and has it sent as soon as the relay can be reached.
 	Queue(op, text string, class wire.Class) (session.Queued, error)
-	// Ack acknowledges task id of op.
-	Ack(op, id string) error
+	// Ack acknowledges task id of op with state.
+	Ack(op, id string, state TaskState) error
+	// SendTask sends a task to op.
+	SendTask(op string, priority wire.Class, text string) error
 }

@@ -114,46 +114,57 @@ func hostOf(u string) string {
 	return h
 }
 
-// tasksView renders the tasking pane: open tasks, flash first. Empty when
-// there are none.
+// tasksView renders the tasking pane: open tasks (flash first), tasks in
+// hand, tasks the user sent. Empty when there are none.
 func (m *Model) tasksView() []string {
-	open := m.openTasks()
-	var own []Task
-	for _, v := range m.ops {
-		for _, t := range v.tasks {
-			if t.Own {
-				own = append(own, t)
-			}
-		}
-	}
-	if len(open) == 0 && len(own) == 0 {
+	open, hand, own := m.openTasks(), m.inHand(), m.ownTasks()
+	if len(open)+len(hand)+len(own) == 0 {
 		return nil
 	}
-	rows := []string{styleHeader.Render(fit(fmt.Sprintf(" TASKS: %d to acknowledge (ctrl+a acknowledges the top one)", len(open)), m.width))}
+	rows := []string{styleHeader.Render(fit(fmt.Sprintf(" TASKS: %d to acknowledge (ctrl+a acknowledges the top one; /done, /unable close one)", len(open)), m.width))}
+	line := func(t Task) string {
+		mark := markVerified
+		if !t.Verified {
+			mark = markRejected
+		}
+		l := fmt.Sprintf("%s %-9s %s %s  %s%s: %s", priorityIcon(t.Priority), strings.ToUpper(priorityName(t.Priority)), t.Short, sanitize(t.Op), sanitize(t.From), mark, sanitize(t.Text))
+		if t.DueMS > 0 {
+			l += "  due " + clock(t.DueMS)
+		}
+		if t.Overdue {
+			l += "  OVERDUE"
+		}
+		if st, ok := m.acking[t.Op+"/"+t.ID]; ok {
+			l += "  [" + st.String() + "…]"
+		}
+		return l
+	}
 	for i, t := range open {
 		if i == 4 {
 			rows = append(rows, fmt.Sprintf("  … and %d more", len(open)-4))
 			break
 		}
-		state := ""
-		if m.acking[t.Op+"/"+t.ID] {
-			state = "  [acknowledging…]"
-		}
-		mark := markVerified
-		if !t.Verified {
-			mark = markRejected
-		}
-		line := fmt.Sprintf("%s %-9s %s  %s%s: %s%s", priorityIcon(t.Priority), strings.ToUpper(priorityName(t.Priority)), sanitize(t.Op), sanitize(t.From), mark, sanitize(t.Text), state)
+		l := fit(line(t), m.width)
 		if t.Priority == wire.ClassFlash {
-			line = styleFlash.Render(fit(line, m.width))
+			l = styleFlash.Render(l)
 		}
-		rows = append(rows, fit(line, m.width))
+		rows = append(rows, l)
+	}
+	for i, t := range hand {
+		if i == 2 {
+			break
+		}
+		rows = append(rows, styleFaint.Render(fit(line(t)+"  ("+t.State.String()+")", m.width)))
 	}
 	for i, t := range own {
 		if i == 2 {
 			break
 		}
-		rows = append(rows, fit(fmt.Sprintf("  sent by you %s: %s · received %d/%d · acknowledged %d/%d", sanitize(t.Op), sanitize(t.Text), t.Received, t.Members, t.AckedBy, t.Members), m.width))
+		l := fmt.Sprintf("  sent by you %s %s: %s · received %d/%d · acknowledged %d/%d", t.Short, sanitize(t.Op), sanitize(t.Text), t.Received, t.Members, t.AckedBy, t.Members)
+		if t.OverdueCount > 0 {
+			l += fmt.Sprintf(" · %d overdue", t.OverdueCount)
+		}
+		rows = append(rows, fit(l, m.width))
 	}
 	return rows
 }
