@@ -32,13 +32,14 @@ type Client struct {
 
 	req atomic.Uint64 // last request number used
 
-	mu      sync.Mutex
-	cur     *conn // live connection, nil while reconnecting
-	urlIdx  int   // index in urls of cur (or of the last one)
-	pubs    map[uint64]*pendingPub
-	subs    map[string]*Subscription
-	subReqs map[uint64]*Subscription // outstanding subscribe requests
-	closed  bool
+	mu       sync.Mutex
+	cur      *conn // live connection, nil while reconnecting
+	urlIdx   int   // index in urls of cur (or of the last one)
+	pubs     map[uint64]*pendingPub
+	subs     map[string]*Subscription
+	subReqs  map[uint64]*Subscription       // outstanding subscribe requests
+	presReqs map[uint64]chan presenceAnswer // outstanding presence requests
+	closed   bool
 
 	ephemeral *crypto.Identity // made up by Dial (no Identity or Signer); destroyed by Close
 }
@@ -85,6 +86,7 @@ func Dial(ctx context.Context, urls []string, opts Options) (*Client, error) {
 		pubs:     make(map[uint64]*pendingPub),
 		subs:     make(map[string]*Subscription),
 		subReqs:  make(map[uint64]*Subscription),
+		presReqs: make(map[uint64]chan presenceAnswer),
 
 		ephemeral: ephemeral,
 	}
@@ -290,6 +292,8 @@ func (c *Client) dispatch(cn *conn, f wire.Frame) error {
 		return c.handleDeliver(cn, f)
 	case *wire.Subscribed:
 		return c.handleSubscribed(cn, f)
+	case *wire.Presence:
+		c.handlePresence(f)
 	case *wire.Retained:
 		return c.handleRetained(cn, f)
 	case *wire.Error:
@@ -324,6 +328,9 @@ func (c *Client) handleError(cn *conn, e *wire.Error) error {
 	c.mu.Unlock()
 	if ok {
 		return s.subscribeFailed(c, e)
+	}
+	if c.presenceFailed(e) {
+		return nil
 	}
 	c.log.Debug("error for unknown request", "req", e.Req, "code", e.Code.String())
 	return nil

@@ -55,6 +55,12 @@ type Config struct {
 	// entries and 2 minutes.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// GossipInterval is how often the node sends its gossip report (the
+	// relay's presence table) to the other nodes; default 1 s. GossipTTL
+	// is how long a peer's report counts after it arrived; default
+	// 5 × GossipInterval.
+	GossipInterval time.Duration
+	GossipTTL      time.Duration
 	// Retention is the policy for operations without one of their own;
 	// zero keeps everything. Set the same on every node: the leader's
 	// applies.
@@ -83,6 +89,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.RaftAdvertise == "" {
 		out.RaftAdvertise = out.RaftBind
+	}
+	if out.GossipInterval <= 0 {
+		out.GossipInterval = time.Second
+	}
+	if out.GossipTTL <= 0 {
+		out.GossipTTL = 5 * out.GossipInterval
 	}
 	if out.Logger == nil {
 		out.Logger = slog.Default()

@@ -73,7 +73,7 @@ func (m *mux) track(c net.Conn) (net.Conn, bool) {
 
 func newMux(ln net.Listener, adv net.Addr, tlsCfg *tls.Config, log *slog.Logger) *mux {
 	m := &mux{ln: ln, tls: tlsCfg, adv: adv, log: log, subs: make(map[byte]*subListener), conns: make(map[*trackedConn]struct{})}
-	for _, t := range []byte{streamRaft, streamForward} {
+	for _, t := range []byte{streamRaft, streamForward, streamGossip} {
 		m.subs[t] = &subListener{addr: adv, conns: make(chan net.Conn), done: make(chan struct{})}
 	}
 	m.wg.Add(1)

@@ -38,7 +38,8 @@ type Node struct {
 	stop     chan struct{}
 	waitDone chan struct{}
 
-	bg sync.WaitGroup // forwarding goroutines
+	bg  sync.WaitGroup // forwarding and gossip goroutines
+	gsp gossip
 
 	hadState bool
 	member   atomic.Bool // in the latest Raft configuration (watchMembership)
@@ -156,10 +157,14 @@ func Open(cfg Config) (*Node, error) {
 	ok = true
 	n.fwd = newForwarder(n)
 	n.refreshMembership()
-	n.bg.Add(3)
+	n.gsp.reports = make(map[string]gossipReport)
+	n.gsp.senders = make(map[string]*gossipSender)
+	n.bg.Add(5)
 	go n.serveForwarding()
 	go n.watchMembership()
 	go n.retentionLoop()
+	go n.serveGossip()
+	go n.gossipLoop()
 	go n.batchLoop()
 	go n.waitLoop()
 	return n, nil

@@ -77,6 +77,12 @@ type Config struct {
 	// roster commit (from any authenticated identity, which must be the
 	// commit's signer).
 	OpenOps bool
+	// Peers gives the other nodes' presence reports (nil: this node's
+	// table only).
+	Peers Peers
+	// PresenceRetention is how long a subscription that ended stays in
+	// the presence table with its last-seen time; default 1 h.
+	PresenceRetention time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -130,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnsPerAddr == 0 {
 		c.MaxConnsPerAddr = 4096
+	}
+	if c.PresenceRetention == 0 {
+		c.PresenceRetention = time.Hour
 	}
 	if c.ReadBatch == 0 {
 		c.ReadBatch = 256

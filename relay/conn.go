@@ -42,7 +42,7 @@ type conn struct {
 
 	mu        sync.Mutex
 	room      *sync.Cond // broadcast when the queue drains or the conn closes
-	queue     [][]byte
+	queue     []outFrame
 	queued    int // bytes in queue and being written
 	writing   bool
 	closed    bool
@@ -50,9 +50,17 @@ type conn struct {
 	closeText string
 	subs      map[string]*subscription
 	pingTimer *time.Timer
-	fullSince time.Time   // since when queued >= QueueBytes/2; zero if not
-	slowTimer *time.Timer // checks fullSince (checkSlow)
-	abort     bool        // slow consumer: the writer stops after its current frame
+	// delivered is the highest sequence of each operation written to the
+	// connection (relay metadata for delivery tracking).
+	delivered map[string]uint64
+	// ops lists the operations the connection subscribed or published
+	// to, with the time of the first (presence).
+	joined map[string]int64
+
+	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
+	fullSince time.Time    // since when queued >= QueueBytes/2; zero if not
+	slowTimer *time.Timer  // checks fullSince (checkSlow)
+	abort     bool         // slow consumer: the writer stops after its current frame
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
@@ -71,6 +79,7 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 	}
 	c.room = sync.NewCond(&c.mu)
 	c.log = s.cfg.Logger.With("conn", c.id, "remote", remote)
+	c.lastSeen.Store(time.Now().UnixMilli())
 	return c
 }
 
@@ -128,6 +137,8 @@ func (c *conn) readLoop() {
 			if !c.publish(f) {
 				return
 			}
+		case *wire.PresenceReq:
+			c.presence(f)
 		case *wire.Auth:
 			c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
 			return
@@ -161,6 +172,7 @@ func isExpectedClose(err error) bool {
 }
 
 func (c *conn) touch() error {
+	c.lastSeen.Store(time.Now().UnixMilli())
 	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
@@ -185,6 +197,9 @@ func (c *conn) publish(f *wire.Publish) bool {
 			return false
 		}
 	}
+	c.mu.Lock()
+	c.joinLocked(f.Op)
+	c.mu.Unlock()
 	p := Publish{Op: f.Op, Class: uint8(f.Class), Kind: uint8(f.Kind), Envelope: f.Envelope}
 	copy(p.MsgID[:], f.MsgID)
 	req, op := f.Req, f.Op
@@ -206,7 +221,8 @@ func (c *conn) publish(f *wire.Publish) bool {
 	return true
 }
 
-// send encodes f and queues it. Frames for a closed connection are dropped.
+// send encodes f (a frame of operation op, or "" for none) and queues it.
+// Frames for a closed connection are dropped.
 func (c *conn) send(f wire.Frame) {
 	b, err := wire.Encode(f)
 	if err != nil {
@@ -214,11 +230,28 @@ func (c *conn) send(f wire.Frame) {
 		return
 	}
 	c.mu.Lock()
-	c.enqueueLocked(b)
+	c.enqueueLocked(ctlFrame(b, frameOp(f)))
 	c.mu.Unlock()
 }
 
-func (c *conn) enqueueLocked(frames ...[]byte) {
+// frameOp is the operation a server frame concerns, "" for none.
+func frameOp(f wire.Frame) string {
+	switch f := f.(type) {
+	case *wire.Ack:
+		return f.Op
+	case *wire.Error:
+		return f.Op
+	case *wire.Subscribed:
+		return f.Op
+	case *wire.Presence:
+		return f.Op
+	case *wire.Retained:
+		return f.Op
+	}
+	return ""
+}
+
+func (c *conn) enqueueLocked(frames ...outFrame) {
 	if c.closed || c.closeCode != 0 {
 		return
 	}
@@ -255,10 +288,11 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for i, b := range batch {
+		prioritize(batch)
+		for i, f := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
-				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+				err = c.ws.WriteMessage(websocket.BinaryMessage, f.b)
 			}
 			if err != nil {
 				c.log.Debug("write failed", "err", err)
@@ -277,7 +311,8 @@ func (c *conn) writeLoop() {
 				c.mu.Unlock()
 				break
 			}
-			c.queued -= len(b)
+			c.queued -= len(f.b)
+			c.recordDeliveredLocked(batch[i : i+1])
 			if i == len(batch)-1 || c.queued < c.s.cfg.QueueBytes/2 {
 				c.noteQueueLocked()
 				c.room.Broadcast()
@@ -300,7 +335,7 @@ func (c *conn) failClose(code wire.Code, msg string, closeCode int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
-		c.enqueueLocked(b)
+		c.enqueueLocked(ctlFrame(b, ""))
 	}
 	c.closeCode, c.closeText = closeCode, code.String()
 	if !c.writing && !c.closed {
@@ -328,6 +363,9 @@ func (c *conn) shutdown() {
 	for _, s := range c.subs {
 		s.endLocked()
 		subs = append(subs, s)
+	}
+	for op := range c.joined {
+		c.departLocked(op)
 	}
 	c.subs = nil
 	c.queue = nil

@@ -18,11 +18,26 @@ const (
 // never exceeds wire.MaxServerFrame.
 const deliverTarget = 1 << 20
 
+// outFrame is an encoded frame in a connection's outbound queue, with what
+// the writer needs to order it and to record delivery.
+type outFrame struct {
+	b  []byte
+	op string // the operation the frame concerns; "" for none
+	// last is, for a deliver frame, the sequence of its last entry (0 for
+	// other frames); class the highest wire.Class among its entries.
+	last  uint64
+	class uint8
+}
+
+// ctlFrame wraps a non-deliver frame of operation op ("" for none).
+func ctlFrame(b []byte, op string) outFrame { return outFrame{b: b, op: op} }
+
 // deliverFrames encodes envs (sequences seq, seq+1, ...; kinds[i] the kind
-// of envs[i], or nil for all messages) as deliver frames, each under
-// deliverTarget (or holding one larger entry) and wire.MaxDeliverEntries.
-func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds []uint8) ([][]byte, error) {
-	var out [][]byte
+// of envs[i], or nil for all messages; classes likewise, nil for all
+// routine) as deliver frames, each under deliverTarget (or holding one
+// larger entry) and wire.MaxDeliverEntries.
+func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8) ([]outFrame, error) {
+	var out []outFrame
 	for len(envs) > 0 {
 		n, size := 0, deliverOverhead
 		for n < len(envs) && n < wire.MaxDeliverEntries {
@@ -41,7 +56,11 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, b)
+		of := outFrame{b: b, op: op, last: seq + uint64(n) - 1}
+		if len(classes) >= n {
+			of.class = slices.Max(classes[:n])
+		}
+		out = append(out, of)
 		if n < len(envs) {
 			for _, e := range envs[:n] {
 				prev = chainNext(prev, e)
@@ -52,16 +71,57 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		if len(kinds) > 0 {
 			kinds = kinds[n:]
 		}
+		if len(classes) >= n {
+			classes = classes[n:]
+		}
 	}
 	return out, nil
 }
 
+// prioritize reorders a batch of queued frames so that frames carrying
+// higher classes go first, without ever changing the order of two frames of
+// the same operation: a frame's effective class is the highest class of
+// itself and of every later frame of its operation in the batch, and the
+// batch is sorted stably by it. So flash traffic of one operation overtakes
+// routine traffic of others, while each operation's frames (subscribed,
+// deliver, ack, error) keep their order, and with them the gap-free,
+// duplicate-free sequence order of every subscription.
+func prioritize(q []outFrame) {
+	hi := false
+	for i := range q {
+		if q[i].class > 0 {
+			hi = true
+			break
+		}
+	}
+	if !hi || len(q) < 2 {
+		return
+	}
+	eff := make(map[string]uint8)
+	keys := make([]uint8, len(q))
+	for i := len(q) - 1; i >= 0; i-- {
+		k := max(eff[q[i].op], q[i].class)
+		eff[q[i].op] = k
+		keys[i] = k
+	}
+	idx := make([]int, len(q))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return int(keys[b]) - int(keys[a]) })
+	out := make([]outFrame, len(q))
+	for i, j := range idx {
+		out[i] = q[j]
+	}
+	copy(q, out)
+}
+
 func chainNext(prev [HashLen]byte, env []byte) [HashLen]byte { return wire.ChainNext(prev, env) }
 
-func frameBytes(fs [][]byte) int {
+func frameBytes(fs []outFrame) int {
 	n := 0
 	for _, f := range fs {
-		n += len(f)
+		n += len(f.b)
 	}
 	return n
 }

@@ -51,14 +51,14 @@ func (h *hub) announce(bs []Batch) {
 // after encoding). offer is called sequentially, so no lock is needed.
 type announcement struct {
 	*Batch
-	frames [][]byte
+	frames []outFrame
 	err    error
 	done   bool
 }
 
-func (a *announcement) wholeFrames() ([][]byte, error) {
+func (a *announcement) wholeFrames() ([]outFrame, error) {
 	if !a.done {
-		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds)
+		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds, a.Classes)
 		a.done = true
 	}
 	return a.frames, a.err

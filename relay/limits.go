@@ -154,7 +154,7 @@ func (c *conn) checkSlow() {
 	c.abort = true
 	msg := fmt.Sprintf("outbound queue full for %s: resume from the last sequence received", c.s.cfg.SlowConsumerTimeout)
 	if b, err := wire.Encode(errorFrame(0, "", wire.CodeSlowConsumer, msg)); err == nil {
-		c.queue = append(c.queue, b)
+		c.queue = append(c.queue, ctlFrame(b, ""))
 		c.queued += len(b)
 	}
 	c.closeCode, c.closeText = wire.CloseSlowConsumer, wire.CodeSlowConsumer.String()

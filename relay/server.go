@@ -21,6 +21,7 @@ type Server struct {
 	cfg      Config
 	log      Log
 	hub      *hub
+	presence presenceTable
 	upgrader websocket.Upgrader
 	unwatch  func()
 

@@ -199,7 +199,7 @@ func TestCloseSendsGoingAway(t *testing.T) {
 func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 	env := make([]byte, 200<<10)
 	envs := [][]byte{env, env, env, env, env, env, env}
-	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs, []uint8{0, 0, 1, 0, 0, 0, 0})
+	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs, []uint8{0, 0, 1, 0, 0, 0, 0}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,8 @@ func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 	}
 	next := uint64(10)
 	var chain [HashLen]byte
-	for _, b := range frames {
+	for _, of := range frames {
+		b := of.b
 		if len(b) > deliverTarget {
 			t.Fatalf("frame of %d bytes", len(b))
 		}
@@ -229,6 +230,9 @@ func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 			chain = chainNext(chain, e)
 		}
 		next += uint64(len(d.Envelopes))
+		if of.last != next-1 || of.op != "op" {
+			t.Fatalf("frame metadata %q %d, want op %d", of.op, of.last, next-1)
+		}
 	}
 	if next != 17 {
 		t.Fatalf("delivered up to %d", next-1)

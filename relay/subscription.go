@@ -82,11 +82,12 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 	}
 	c.s.stats.subs.Add(1) // endLocked takes it back
 	c.subs[f.Op] = s
+	c.joinLocked(f.Op)
 	confirm.Behind = c.s.log.Ready() != nil
 	if b, err := wire.Encode(confirm); err != nil {
 		c.log.Error("encode subscribed", "op", f.Op, "err", err)
 	} else {
-		c.enqueueLocked(b)
+		c.enqueueLocked(ctlFrame(b, f.Op))
 	}
 	c.s.wg.Add(1)
 	c.mu.Unlock()
@@ -148,7 +149,7 @@ func (s *subscription) offer(b *announcement) {
 // framesFrom returns the deliver frames for b's entries from s.next on: the
 // batch's shared frames when s takes all of it (the usual case), else its
 // own encoding of the tail.
-func (s *subscription) framesFrom(b *announcement) ([][]byte, error) {
+func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	if s.next == b.Seq {
 		return b.wholeFrames()
 	}
@@ -157,11 +158,14 @@ func (s *subscription) framesFrom(b *announcement) ([][]byte, error) {
 	for _, e := range b.Envelopes[:skip] {
 		prev = chainNext(prev, e)
 	}
-	var kinds []uint8
+	var kinds, classes []uint8
 	if len(b.Kinds) > 0 {
 		kinds = b.Kinds[skip:]
 	}
-	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds)
+	if len(b.Classes) > 0 {
+		classes = b.Classes[skip:]
+	}
+	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes)
 }
 
 func (s *subscription) startPullLocked() {
@@ -204,9 +208,9 @@ func (s *subscription) pull() {
 			s.abort(err)
 			return
 		}
-		var frames [][]byte
+		var frames []outFrame
 		if len(b.Envelopes) > 0 {
-			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds); err != nil {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes); err != nil {
 				s.abort(err)
 				return
 			}
@@ -267,14 +271,14 @@ func (s *subscription) sendRetained(from, before uint64) bool {
 		s.abort(err)
 		return false
 	}
-	frames := make([][]byte, 0, len(rs))
+	frames := make([]outFrame, 0, len(rs))
 	for _, r := range rs {
 		b, err := wire.Encode(&wire.Retained{Op: s.op, Seq: r.Seq, Entry: r.Entry})
 		if err != nil {
 			s.abort(err)
 			return false
 		}
-		frames = append(frames, b)
+		frames = append(frames, ctlFrame(b, s.op))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -595,6 +595,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		case *wire.Unsubscribe:
 			delete(c.subs, f.Op)
+		case *wire.PresenceReq:
+			// Every connection subscribed to the op, anonymous, with the
+			// highest sequence queued to it.
+			p := &wire.Presence{Req: f.Req, Op: f.Op, Time: time.Now().UnixMilli()}
+			for _, o := range s.conns {
+				if next, ok := o.subs[f.Op]; ok {
+					p.Entries = append(p.Entries, wire.PresenceEntry{Node: s.node, Conn: fmt.Sprint(o.id), Connected: true, Since: 1, LastSeen: 1, Delivered: next - 1})
+				}
+			}
+			c.sendFrame(p)
 		case *wire.Publish:
 			s.publishes = append(s.publishes, *f)
 			d := Decision{Action: Commit}

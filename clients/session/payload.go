@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"liaison/relay/wire"
 )
 
 // PayloadVersion is the version of the payload structure inside envelopes.
@@ -13,8 +15,18 @@ const PayloadVersion = 1
 
 // Payload types. Unknown types are kept and shown as unsupported.
 const (
+	// TypeChat is a chat message: Text.
 	TypeChat = "chat"
+	// TypeTask is a task (published as a wire.KindTask entry by a centre
+	// or admin member): TaskID, Priority, optional DueMS, Text.
+	TypeTask = "task"
+	// TypeAck is an acknowledgement of a task (a wire.KindMessage entry):
+	// TaskID, State, optional note in Text.
+	TypeAck = "ack"
 )
+
+// TaskIDLen is the length of a task id.
+const TaskIDLen = 16
 
 // MaxText bounds a payload's text in bytes. With the CBOR framing the
 // plaintext stays under 128 KiB, so the padded envelope fits the relay's
@@ -32,6 +44,17 @@ type Payload struct {
 	Type   string `cbor:"2,keyasint"`
 	TimeMS int64  `cbor:"3,keyasint"`
 	Text   string `cbor:"4,keyasint,omitempty"`
+	// TaskID names the task (TypeTask) or the task acknowledged (TypeAck):
+	// TaskIDLen random bytes chosen by the task's sender.
+	TaskID []byte `cbor:"5,keyasint,omitempty"`
+	// Priority of a task: a wire.Class value (0 routine, 1 immediate,
+	// 2 flash), the same as the entry's class on the wire.
+	Priority uint8 `cbor:"6,keyasint,omitempty"`
+	// DueMS is a task's due time, Unix milliseconds; 0 means none.
+	DueMS int64 `cbor:"7,keyasint,omitempty"`
+	// State of an acknowledgement (AckState: 1 received, 2 understood,
+	// 3 done, 4 unable).
+	State uint8 `cbor:"8,keyasint,omitempty"`
 }
 
 var (
@@ -61,7 +84,7 @@ func init() {
 // ErrBadPayload is wrapped by DecodePayload errors.
 var ErrBadPayload = errors.New("session: malformed message payload")
 
-// EncodePayload encodes p.
+// EncodePayload encodes p. It refuses what DecodePayload would reject.
 func EncodePayload(p Payload) ([]byte, error) {
 	if len(p.Text) > MaxText {
 		return nil, fmt.Errorf("session: text of %d bytes exceeds %d", len(p.Text), MaxText)
@@ -69,7 +92,36 @@ func EncodePayload(p Payload) ([]byte, error) {
 	if !utf8.ValidString(p.Text) {
 		return nil, errors.New("session: text is not valid UTF-8")
 	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
 	return payloadEnc.Marshal(p)
+}
+
+// check applies the per-type rules: chat carries no task fields, a task an
+// id, a priority and a non-negative due time, an ack an id and a state.
+func (p *Payload) check() error {
+	if p.V != PayloadVersion {
+		return fmt.Errorf("version %d", p.V)
+	}
+	if p.Type == "" || len(p.Type) > 32 || len(p.TaskID) > TaskIDLen {
+		return errors.New("field out of bounds")
+	}
+	switch p.Type {
+	case TypeChat:
+		if len(p.TaskID) != 0 || p.Priority != 0 || p.DueMS != 0 || p.State != 0 {
+			return errors.New("chat with task fields")
+		}
+	case TypeTask:
+		if len(p.TaskID) != TaskIDLen || p.Priority > uint8(wire.MaxClass) || p.DueMS < 0 || p.State != 0 {
+			return errors.New("task fields out of bounds")
+		}
+	case TypeAck:
+		if len(p.TaskID) != TaskIDLen || !AckState(p.State).Valid() || p.Priority != 0 || p.DueMS != 0 {
+			return errors.New("acknowledgement fields out of bounds")
+		}
+	}
+	return nil
 }
 
 // DecodePayload parses a payload with bounded CBOR decoding.
@@ -81,11 +133,14 @@ func DecodePayload(b []byte) (Payload, error) {
 	if err := payloadDec.Unmarshal(b, &p); err != nil {
 		return Payload{}, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
-	if p.V != PayloadVersion {
-		return Payload{}, fmt.Errorf("%w: version %d", ErrBadPayload, p.V)
-	}
-	if p.Type == "" || len(p.Type) > 32 || len(p.Text) > MaxText {
+	if len(p.Text) > MaxText {
 		return Payload{}, fmt.Errorf("%w: field out of bounds", ErrBadPayload)
+	}
+	if len(p.TaskID) == 0 {
+		p.TaskID = nil
+	}
+	if err := p.check(); err != nil {
+		return Payload{}, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	return p, nil
 }

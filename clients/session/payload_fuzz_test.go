@@ -1,6 +1,9 @@
 package session
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 // FuzzDecodePayload: the plaintext inside an envelope comes from another
 // member, so its decoder is fed untrusted bytes. It never panics, and what
@@ -9,6 +12,8 @@ func FuzzDecodePayload(f *testing.F) {
 	for _, p := range []Payload{
 		{V: PayloadVersion, Type: TypeChat, TimeMS: 1700000000000, Text: "Team A in position at gate 4"},
 		{V: PayloadVersion, Type: TypeChat, TimeMS: 0, Text: ""},
+		{V: PayloadVersion, Type: TypeTask, TimeMS: 1700000000000, TaskID: make([]byte, TaskIDLen), Priority: 2, DueMS: 1700000600000, Text: "Secure gate 4"},
+		{V: PayloadVersion, Type: TypeAck, TimeMS: 1700000000001, TaskID: make([]byte, TaskIDLen), State: uint8(AckUnable), Text: "gate blocked"},
 	} {
 		b, err := EncodePayload(p)
 		if err != nil {
@@ -28,7 +33,7 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("accepted payload does not re-encode: %v", err)
 		}
 		q, err := DecodePayload(out)
-		if err != nil || q != p {
+		if err != nil || !reflect.DeepEqual(q, p) {
 			t.Fatalf("round trip changed the payload: %+v -> %+v (%v)", p, q, err)
 		}
 	})

@@ -30,18 +30,38 @@ func (s *Session) Send(ctx context.Context, op, text string, class wire.Class) (
 	if s.c == nil {
 		return SendResult{}, ErrNoRelay
 	}
+	return s.send(ctx, op, pendingMsg{Class: uint8(class), Type: TypeChat, Text: text}, nil)
+}
+
+// send syncs op, lets check (if not nil) inspect the state, then seals and
+// publishes p (its msgid and time are set here).
+func (s *Session) send(ctx context.Context, op string, p pendingMsg, check func(oc *opCtx, p *pendingMsg) error) (SendResult, error) {
+	if s.c == nil {
+		return SendResult{}, ErrNoRelay
+	}
+	if !wire.ValidOp(op) {
+		return SendResult{}, fmt.Errorf("%w: %q", clients.ErrInvalidOp, op)
+	}
+	if _, err := EncodePayload(p.payload()); err != nil {
+		return SendResult{}, err // refuse before touching any state
+	}
 	var res SendResult
 	_, err := s.withOp(op, func(oc *opCtx) error {
 		if err := s.syncLocked(ctx, oc); err != nil {
 			return err
 		}
-		now := s.nowMS()
+		if check != nil {
+			if err := check(oc, &p); err != nil {
+				return err
+			}
+		}
 		id := clients.NewMsgID()
+		p.MsgID, p.TimeMS = id[:], s.nowMS()
 		// A message sealed just before a commit got into the log is refused
 		// with stale_head (the relay takes only messages of the current
 		// epoch): catch up and seal it again, under the same msgid.
 		for attempt := 1; ; attempt++ {
-			r, err := s.sealAndPublish(ctx, oc, pendingMsg{MsgID: id[:], Class: uint8(class), Type: TypeChat, Text: text, TimeMS: now})
+			r, err := s.sealAndPublish(ctx, oc, p)
 			if err == nil {
 				res = r
 				return s.catchUp(ctx, oc)
@@ -69,7 +89,7 @@ func (s *Session) sealAndPublish(ctx context.Context, oc *opCtx, p pendingMsg) (
 		return SendResult{}, err
 	}
 	res := SendResult{Epoch: p.Epoch, Index: p.Index}
-	pr, err := s.c.Publish(ctx, oc.st.Op, p.Env, clients.WithMsgID(clients.MsgID(p.MsgID)), clients.WithClass(wire.Class(p.Class)))
+	pr, err := s.c.Publish(ctx, oc.st.Op, p.Env, p.publishOpts()...)
 	if err != nil {
 		if definite(err) {
 			dropPending(oc.st, sum)
@@ -90,7 +110,7 @@ func (s *Session) seal(oc *opCtx, p *pendingMsg) error {
 	if oc.g == nil || !oc.g.IsMember() {
 		return fmt.Errorf("%w: %s", ErrNotMember, oc.st.Op)
 	}
-	payload, err := EncodePayload(Payload{V: PayloadVersion, Type: p.Type, TimeMS: p.TimeMS, Text: p.Text})
+	payload, err := EncodePayload(p.payload())
 	if err != nil {
 		return err
 	}
@@ -104,6 +124,10 @@ func (s *Session) seal(oc *opCtx, p *pendingMsg) error {
 	p.Hash, p.Env, p.Epoch, p.Index = sum[:], env, h.Epoch, h.Index
 	oc.st.Pending = append(oc.st.Pending, *p)
 	return nil
+}
+
+func (p *pendingMsg) publishOpts() []clients.PublishOption {
+	return []clients.PublishOption{clients.WithMsgID(clients.MsgID(p.MsgID)), clients.WithClass(wire.Class(p.Class)), clients.WithKind(wire.Kind(p.Kind))}
 }
 
 // definite reports whether a publish error is a refusal (the entry was not
@@ -127,7 +151,7 @@ func dropPending(st *opState, sum [32]byte) {
 // relay acks a committed one as a duplicate instead of storing it twice.
 func (s *Session) flushPending(ctx context.Context, oc *opCtx) error {
 	for _, p := range append([]pendingMsg(nil), oc.st.Pending...) {
-		_, err := s.c.Publish(ctx, oc.st.Op, p.Env, clients.WithMsgID(clients.MsgID(p.MsgID)), clients.WithClass(wire.Class(p.Class)))
+		_, err := s.c.Publish(ctx, oc.st.Op, p.Env, p.publishOpts()...)
 		switch {
 		case err == nil:
 		case isCode(err, wire.CodeStaleHead):

@@ -13,6 +13,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"liaison/relay/wire"
 )
 
 // Local state file format: magic ‖ version ‖ nonce (24) ‖
@@ -74,6 +76,15 @@ type Entry struct {
 	Index    uint32   `cbor:"9,keyasint,omitempty"` // sender's ratchet index
 	Summary  string   `cbor:"10,keyasint,omitempty"`
 	Warnings []string `cbor:"11,keyasint,omitempty"`
+	// Tasking, for Type TypeTask and TypeAck (see Payload): the task id,
+	// a task's priority and due time (Unix ms, 0 none), an ack's state.
+	// A task entry that breaks the tasking rules (not a task entry on
+	// the wire, or not from a centre or admin member) keeps a warning and
+	// no TaskID, so it is not tracked.
+	TaskID   []byte     `cbor:"12,keyasint,omitempty"`
+	Priority wire.Class `cbor:"13,keyasint,omitempty"`
+	DueMS    int64      `cbor:"14,keyasint,omitempty"`
+	State    AckState   `cbor:"15,keyasint,omitempty"`
 	// MsgID is the message id an own message was published with (see
 	// Queue); empty for others' entries.
 	MsgID []byte `cbor:"20,keyasint,omitempty"`
@@ -97,6 +108,31 @@ type pendingMsg struct {
 	TimeMS int64  `cbor:"7,keyasint"`
 	Epoch  uint64 `cbor:"8,keyasint,omitempty"`
 	Index  uint32 `cbor:"9,keyasint,omitempty"`
+	// Kind is the wire.Kind it is published as; tasking fields as in
+	// Payload (a task's priority is Class).
+	Kind   uint8  `cbor:"10,keyasint,omitempty"`
+	TaskID []byte `cbor:"11,keyasint,omitempty"`
+	DueMS  int64  `cbor:"12,keyasint,omitempty"`
+	State  uint8  `cbor:"13,keyasint,omitempty"`
+}
+
+// payload returns the plaintext payload of p.
+func (p *pendingMsg) payload() Payload {
+	pl := Payload{V: PayloadVersion, Type: p.Type, TimeMS: p.TimeMS, Text: p.Text, TaskID: p.TaskID, DueMS: p.DueMS, State: p.State}
+	if p.Type == TypeTask {
+		pl.Priority = p.Class
+	}
+	return pl
+}
+
+// entry returns the history entry of p once it is in the log.
+func (p *pendingMsg) entry(self []byte, name string) Entry {
+	e := Entry{Kind: EntryOwn, Sender: self, SenderName: name, TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index,
+		TaskID: p.TaskID, DueMS: p.DueMS, State: AckState(p.State), MsgID: p.MsgID}
+	if p.Type == TypeTask {
+		e.Priority = wire.Class(p.Class)
+	}
+	return e
 }
 
 // opState is everything kept locally about one operation.

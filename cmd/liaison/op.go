@@ -168,7 +168,7 @@ func cmdOp(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	for _, en := range entries {
-		printEntry(e, en)
+		printEntry(e, "", en)
 	}
 	return err
 }

@@ -11,48 +11,66 @@ import (
 	"liaison/clients/session"
 )
 
-// cmdRead implements `liaison read NAME [--from N] [--follow]`: it syncs the
-// local history with the relay, prints it from N, and with --follow keeps
-// printing new entries.
+// cmdRead implements `liaison read NAME... | --all [--from N] [--follow]`:
+// it syncs the local histories with the relay, prints them from N, and with
+// --follow keeps printing new entries. Several operations share one relay
+// connection; their lines are prefixed with the operation's name.
 func cmdRead(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("read")
 	from := fs.Uint64("from", 1, "first sequence to print")
 	follow := fs.Bool("follow", false, "keep printing new entries until interrupted")
+	all := fs.Bool("all", false, "every operation with local state")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: read needs exactly one NAME", errUsage)
-	}
-	op := pos[0]
-	if err := checkOp(op); err != nil {
-		return err
+	if !*all && len(pos) == 0 {
+		return fmt.Errorf("%w: read needs NAME (one or more) or --all", errUsage)
 	}
 	if *from == 0 {
 		return fmt.Errorf("%w: --from must be at least 1", errUsage)
+	}
+	for _, op := range pos {
+		if err := checkOp(op); err != nil {
+			return err
+		}
+	}
+	if *all == (len(pos) > 0) {
+		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
 	}
 	s, done, err := e.openSession(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if _, err := s.Sync(ctx, op); err != nil {
-		return err
-	}
-	hist, err := s.History(op, *from)
+	ops, err := opsArg(s, pos, *all)
 	if err != nil {
 		return err
 	}
-	for _, en := range hist {
-		printEntry(e, en)
+	prefix := func(op string) string {
+		if len(ops) > 1 {
+			return "[" + op + "] "
+		}
+		return ""
+	}
+	if _, err := s.SyncAll(ctx, ops); err != nil {
+		return err
+	}
+	for _, op := range ops {
+		hist, err := s.History(op, *from)
+		if err != nil {
+			return err
+		}
+		for _, en := range hist {
+			printEntry(e, prefix(op), en)
+		}
 	}
 	if !*follow {
 		return nil
 	}
-	return s.Follow(ctx, op, func(en session.Entry) {
-		if en.Seq >= *from {
-			printEntry(e, en)
+	return s.FollowAll(ctx, ops, func(oe session.OpEntry) {
+		if oe.Seq >= *from {
+			printEntry(e, prefix(oe.Op), oe.Entry)
 		}
 	})
 }
@@ -60,16 +78,27 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 // printEntry prints `SEQ  TIME  SENDER✓: TEXT` for messages (✓: signature
 // verified against the verified roster), roster changes as human lines,
 // and each warning as `SEQ  ! warning`.
-func printEntry(e *env, en session.Entry) {
+func printEntry(e *env, prefix string, en session.Entry) {
 	ts := time.UnixMilli(en.TimeMS).Local().Format("2006-01-02 15:04:05")
 	var body string
 	switch en.Kind {
 	case session.EntryMessage, session.EntryOwn:
-		text := en.Text
-		if en.Type != session.TypeChat && en.Type != "" {
-			text = fmt.Sprintf("[%s message: not supported by this version]", en.Type)
+		text := sanitize(en.Text)
+		switch {
+		case en.Type == session.TypeTask && len(en.TaskID) == session.TaskIDLen:
+			due := ""
+			if en.DueMS > 0 {
+				due = " due " + time.UnixMilli(en.DueMS).Local().Format("2006-01-02 15:04")
+			}
+			text = fmt.Sprintf("[TASK %s %s%s] %s", session.TaskID(en.TaskID).Short(), en.Priority, due, text)
+		case en.Type == session.TypeAck && len(en.TaskID) == session.TaskIDLen:
+			text = fmt.Sprintf("[ACK %s %s] %s", session.TaskID(en.TaskID).Short(), en.State, text)
+		case en.Type == session.TypeTask || en.Type == session.TypeAck:
+			text = fmt.Sprintf("[%s, not tracked] %s", en.Type, text)
+		case en.Type != session.TypeChat && en.Type != "":
+			text = fmt.Sprintf("[%s message: not supported by this version]", sanitize(en.Type))
 		}
-		body = fmt.Sprintf("%s✓: %s", sanitize(en.SenderName), sanitize(text))
+		body = fmt.Sprintf("%s✓: %s", sanitize(en.SenderName), strings.TrimRight(text, " "))
 	case session.EntryCommit:
 		body = "* " + sanitize(en.Summary)
 	case session.EntryBeforeJoin:
@@ -81,9 +110,9 @@ func printEntry(e *env, en session.Entry) {
 	default:
 		body = "[rejected]"
 	}
-	fmt.Fprintf(e.stdout, "%d  %s  %s\n", en.Seq, ts, body)
+	fmt.Fprintf(e.stdout, "%s%d  %s  %s\n", prefix, en.Seq, ts, body)
 	for _, w := range en.Warnings {
-		fmt.Fprintf(e.stdout, "%d  ! %s\n", en.Seq, sanitize(w))
+		fmt.Fprintf(e.stdout, "%s%d  ! %s\n", prefix, en.Seq, sanitize(w))
 	}
 }
 

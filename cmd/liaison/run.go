@@ -42,11 +42,24 @@ Operations (NAME is the operation's name on the relay):
 
 Messages (end-to-end encrypted):
   send NAME TEXT...          flags: --priority routine|immediate|flash
-  read NAME [--from N] [--follow]
-                             print NAME's history from sequence N (default 1);
-                             with --follow keep printing new entries
-  chat [NAME]                the terminal chat: your operations, unread counts,
-                             tasks, outbox, safety numbers (docs/clients.md)
+  read NAME... | --all [--from N] [--follow]
+                             print the history of one or more operations from
+                             sequence N (default 1); with --follow keep
+                             printing new entries (one connection for all)
+
+Tasking (end-to-end encrypted; centre and admin members send tasks):
+  task send NAME --priority flash|immediate|routine [--due TIME] TEXT...
+                             TIME: RFC 3339, "2006-01-02 15:04", "15:04" or a
+                             duration from now ("45m")
+  task ack NAME TASK --state received|understood|done|unable [--note TEXT]
+                             TASK: the id (or 4+ leading hex digits) or seq
+  task status NAME... | --all [--summary]
+                             per task: who has it (relay delivery), who
+                             acknowledged with which state, who is overdue
+
+Terminal chat:
+  chat [NAME]                your operations, unread counts, tasks (one key to
+                             acknowledge), outbox, safety numbers (docs/clients.md)
 Cluster administration:
   admin status|join|remove|snapshot|admins|audit|ca   see "liaison admin" for details
   help                       show this text
@@ -125,6 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRead(ctx, e, rest)
 	case "chat":
 		err = cmdChat(ctx, e, rest)
+	case "task":
+		err = cmdTask(ctx, e, rest)
 	case "admin":
 		err = cmdAdmin(ctx, e, rest)
 	default:

@@ -133,7 +133,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	}
 	rcfg.NodeID = id
 	rcfg.Logger = log.With("component", "relay")
+	rcfg.Peers = cn // presence reports of the other nodes, over the cluster's gossip
 	rs := relay.New(clusterLog{cn}, rcfg)
+	cn.SetGossipSource(rs.Gossip)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
 	allow := loopbackOnly

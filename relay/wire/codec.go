@@ -22,19 +22,25 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	decMode, err = cbor.DecOptions{
+	decMode, err = decOptions(MaxDeliverEntries).DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// decOptions are the bounded decoding rules of the protocol, with arrays of
+// at most maxArray elements.
+func decOptions(maxArray int) cbor.DecOptions {
+	return cbor.DecOptions{
 		DupMapKey:             cbor.DupMapKeyEnforcedAPF,
 		IndefLength:           cbor.IndefLengthForbidden,
 		TagsMd:                cbor.TagsForbidden,
 		MaxNestedLevels:       4,
-		MaxArrayElements:      MaxDeliverEntries,
+		MaxArrayElements:      maxArray,
 		MaxMapPairs:           16,
 		UTF8:                  cbor.UTF8RejectInvalid,
 		IntDec:                cbor.IntDecConvertNone,
 		DefaultByteStringType: nil,
-	}.DecMode()
-	if err != nil {
-		panic(err)
 	}
 }
 
@@ -87,6 +93,10 @@ func Decode(b []byte) (Frame, error) {
 		f = new(Deliver)
 	case TypeError:
 		f = new(Error)
+	case TypePresenceReq:
+		f = new(PresenceReq)
+	case TypePresence:
+		f = new(Presence)
 	default:
 		return nil, fmt.Errorf("%w: unknown type 0x%02x", ErrMalformed, b[0])
 	}

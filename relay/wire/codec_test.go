@@ -28,6 +28,11 @@ func sampleFrames() []Frame {
 		&Deliver{Op: "op-1", Seq: 7, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("c"), []byte("d")}, Kinds: []byte{1, 0}},
 		&Publish{Req: 5, Op: "op", MsgID: id, Kind: KindCommit, Envelope: make([]byte, MaxEnvelope+1)},
 		&Error{Req: 4, Code: CodeCompacted, Message: "gone", Op: "op-1", Seq: 9},
+		&PresenceReq{Req: 6, Op: "op-1"},
+		&Presence{Req: 6, Op: "op-1", Time: 1700000000000, Entries: []PresenceEntry{
+			{Member: bytes.Repeat([]byte{3}, 32), Node: "n1", Conn: "c1", Connected: true, Since: 1700000000000, LastSeen: 1700000001000, Delivered: 17},
+			{Node: "n2", Conn: "c2", Since: 1, LastSeen: 2},
+		}},
 	}
 }
 

@@ -73,6 +73,10 @@ func (t Type) String() string {
 		return "deliver"
 	case TypeError:
 		return "error"
+	case TypePresenceReq:
+		return "presence_req"
+	case TypePresence:
+		return "presence"
 	}
 	return fmt.Sprintf("type(0x%02x)", byte(t))
 }
