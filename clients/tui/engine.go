@@ -27,6 +27,10 @@ type Session interface {
 	Info(op string) (session.OpInfo, error)
 	Members(op string) (*crypto.Roster, error)
 	Identity() *crypto.Identity
+	Tasks(op string, delivery session.Delivery) ([]session.TaskStatus, error)
+	AckTask(ctx context.Context, op, task string, state session.AckState, note string) (session.SendResult, error)
+	SendTask(ctx context.Context, op string, priority wire.Class, text string, o session.TaskOptions) (session.TaskResult, error)
+	Presence(ctx context.Context, op string) (*clients.Presence, error)
 }
 
 // StatusSource reports the relay connection; *clients.Client implements it.
@@ -230,16 +234,6 @@ func (e *Engine) Queue(op, text string, class wire.Class) (session.Queued, error
 	return q, nil
 }
 
-// Ack implements Backend.
-func (e *Engine) Ack(op, id string, state TaskState) error {
-	return errors.New("tasking is not available in this version")
-}
-
-// SendTask implements Backend.
-func (e *Engine) SendTask(op string, priority wire.Class, text string) error {
-	return errors.New("tasking is not available in this version")
-}
-
 func (e *Engine) pollStatus() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.o.StatusEvery)
@@ -333,8 +327,11 @@ func (e *Engine) follow(op string, kick chan struct{}, last *uint64) error {
 	err := e.s.Follow(ctx, op, func(en session.Entry) {
 		*last = max(*last, en.Seq)
 		e.emit(HistoryMsg{Op: op, Entries: []session.Entry{en}})
-		if en.Kind == session.EntryCommit {
+		switch {
+		case en.Kind == session.EntryCommit:
 			e.emitState(op)
+		case en.Type == session.TypeTask || en.Type == session.TypeAck:
+			e.emitTasks(op)
 		}
 	})
 	cancel()
@@ -372,6 +369,7 @@ func (e *Engine) emitState(op string) {
 		msg.Colleagues = colleagues(r, e.self)
 	}
 	e.emit(msg)
+	e.emitTasks(op)
 }
 
 // colleagues lists r's members, the user first, with fingerprints and

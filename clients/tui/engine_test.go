@@ -329,3 +329,46 @@ func TestEngineJobsRunBetweenFollows(t *testing.T) {
 		t.Fatalf("job after close: %v", err)
 	}
 }
+
+// Tasking through two chats on the relay: the centre sends a flash task
+// with /task, the officer's pane lists it and one key acknowledges it as
+// understood, /done closes it; the sender's pane counts the
+// acknowledgement and the session's task status agrees.
+func TestChatTasking(t *testing.T) {
+	srv := fakerelay.New("n1")
+	defer srv.Close()
+	alice, bob := setup(t, srv, "op1")
+	ca := startChat(t, alice, "op1")
+	cb := startChat(t, bob, "op1")
+	ca.awaitText("● connected to n1", "you: admin")
+	cb.awaitText("● connected to n1", "you: officer")
+
+	ca.send("/task flash evacuate gate 4")
+	ca.awaitText("task sent to op1")
+	cb.awaitText("TASKS: 1 to acknowledge", "FLASH", "Alice✓: evacuate gate 4", "Alice ✓ ▲ FLASH TASK ")
+	ts, err := alice.s.Tasks("op1", nil)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("tasks %+v %v", ts, err)
+	}
+	short := ts[0].ID.Short()
+	cb.awaitText("▲ FLASH     " + short + " op1  Alice✓: evacuate gate 4")
+
+	key(t, cb.m, "ctrl+a")
+	cb.awaitText("TASKS: 0 to acknowledge", "evacuate gate 4  (understood)", "Bob (you) ✓ acknowledged task "+short+": understood")
+	ca.awaitText("sent by you " + short + " op1: evacuate gate 4 · received 1/1 · acknowledged 1/1")
+	ts, err = alice.s.Tasks("op1", nil)
+	if err != nil || len(ts) != 1 || len(ts[0].Members) != 1 || ts[0].Members[0].State != session.AckUnderstood {
+		t.Fatalf("tasks %+v %v", ts, err)
+	}
+
+	cb.send("/done")
+	cb.await("the task closed", func(m *Model) bool { return len(m.inHand()) == 0 && len(m.openTasks()) == 0 })
+	cb.awaitText("acknowledged task " + short + ": done")
+	ca.awaitText("Bob ✓ acknowledged task " + short + ": done")
+	if ts, _ := alice.s.Tasks("op1", nil); ts[0].Members[0].State != session.AckDone {
+		t.Fatalf("state %v", ts[0].Members[0].State)
+	}
+	// An officer may not send tasks: the refusal is shown.
+	cb.send("/task routine do something")
+	cb.awaitText("task not sent:")
+}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -274,15 +275,27 @@ func entryLines(e session.Entry, w int) []string {
 		if len(e.Warnings) > 0 {
 			mark = styleWarn.Render(markVerified + markWarning)
 		}
-		text := e.Text
-		if e.Type != session.TypeChat && e.Type != "" {
-			text = fmt.Sprintf("[%s message: not supported by this version]", e.Type)
+		text := sanitize(e.Text)
+		switch e.Type {
+		case session.TypeChat, "":
+		case session.TypeTask:
+			text = fmt.Sprintf("%s %s TASK %s: %s", priorityIcon(e.Priority), strings.ToUpper(priorityName(e.Priority)), shortID(e.TaskID), text)
+			if e.DueMS > 0 {
+				text += " (due " + clock(e.DueMS) + ")"
+			}
+		case session.TypeAck:
+			text = fmt.Sprintf("acknowledged task %s: %s", shortID(e.TaskID), e.State)
+			if e.Text != "" {
+				text += " — " + sanitize(e.Text)
+			}
+		default:
+			text = fmt.Sprintf("[%s message: not supported by this version]", sanitize(e.Type))
 		}
 		name := sanitize(e.SenderName)
 		if e.Kind == session.EntryOwn {
 			name += " (you)"
 		}
-		body = styleSender.Render(name) + " " + mark + " " + sanitize(text)
+		body = styleSender.Render(name) + " " + mark + " " + text
 	case session.EntryCommit:
 		body = styleFaint.Render("* " + sanitize(e.Summary))
 	case session.EntryBeforeJoin:
@@ -297,6 +310,14 @@ func entryLines(e session.Entry, w int) []string {
 		out = append(out, wrapEntry(styleWarn.Render("       "+markWarning+" "+sanitize(warn)), w)...)
 	}
 	return out
+}
+
+// shortID shows a task id as its first 8 hex digits.
+func shortID(id []byte) string {
+	if len(id) < 4 {
+		return "?"
+	}
+	return hex.EncodeToString(id[:4])
 }
 
 func wrapEntry(s string, w int) []string {
