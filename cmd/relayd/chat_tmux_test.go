@@ -173,6 +173,21 @@ func TestChatTmuxSmokeAndFailover(t *testing.T) {
 	run(aliceHome, relays, "send", "night-watch", "copy that bob")
 	pane.awaitText("Alice ✓ copy that bob")
 
+	// A flash task from the centre's CLI: one key acknowledges it.
+	sent := run(aliceHome, relays, "task", "send", "night-watch", "--priority", "flash", "close gate 4")
+	f := strings.Fields(sent) // "task ID sent to ..."
+	if len(f) < 2 || f[0] != "task" {
+		t.Fatalf("task send printed %q", sent)
+	}
+	taskID := f[1]
+	pane.awaitText("TASKS: 1 to acknowledge", "▲ FLASH     "+taskID+" night-watch  Alice✓: close gate 4")
+	pane.keys("C-a")
+	pane.awaitText("TASKS: 0 to acknowledge", "close gate 4  (understood)", "Bob (you) ✓ acknowledged task "+taskID+": understood")
+	status := run(aliceHome, relays, "task", "status", "night-watch")
+	if !regexp.MustCompile(`(?m)^\s+Bob\s+officer\s+\S+\s+understood`).MatchString(status) {
+		t.Fatalf("task status does not show Bob's acknowledgement:\n%s", status)
+	}
+
 	// Kill the node the chat is on.
 	var victim *procNode
 	var alive []string
