@@ -47,6 +47,7 @@ type Model struct {
 
 	width, height int
 	quitting      bool
+	onQuit        func()
 }
 
 // Options configures a Model.
@@ -61,6 +62,8 @@ type Options struct {
 	// Width and Height are the initial size (the terminal's size replaces
 	// them). Default 80x24.
 	Width, Height int
+	// OnQuit, if set, is called once when the user asks to quit.
+	OnQuit func()
 }
 
 // New returns a model over be.
@@ -71,7 +74,7 @@ func New(be Backend, o Options) *Model {
 	in.CharLimit = session.MaxText
 	in.SetVirtualCursor(false)
 	in.Focus()
-	m := &Model{be: be, events: o.Events, input: in, acking: make(map[string]TaskState), width: o.Width, height: o.Height}
+	m := &Model{be: be, events: o.Events, input: in, acking: make(map[string]TaskState), width: o.Width, height: o.Height, onQuit: o.OnQuit}
 	if m.width <= 0 {
 		m.width = 80
 	}
@@ -283,15 +286,13 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 				m.safetySel = min(len(v.colleagues)-1, m.safetySel+1)
 			}
 		case "ctrl+c":
-			m.quitting = true
-			return tea.Quit
+			return m.quit()
 		}
 		return nil
 	}
 	switch k.String() {
 	case "ctrl+c", "ctrl+q":
-		m.quitting = true
-		return tea.Quit
+		return m.quit()
 	case "enter":
 		return m.submit()
 	case "tab", "ctrl+n", "alt+down":
@@ -327,6 +328,15 @@ func (m *Model) openSafety() {
 	if v := m.current(); v != nil && len(v.colleagues) > 1 && v.colleagues[0].Self {
 		m.safetySel = 1
 	}
+}
+
+// quit ends the program.
+func (m *Model) quit() tea.Cmd {
+	if !m.quitting && m.onQuit != nil {
+		m.onQuit()
+	}
+	m.quitting = true
+	return tea.Quit
 }
 
 // switchOp moves to the next (d=1) or previous (d=-1) operation.

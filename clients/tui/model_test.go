@@ -382,7 +382,8 @@ func TestModelTasksAck(t *testing.T) {
 
 // Any window size renders without panicking, scrolling stays in range.
 func TestModelSizesAndScroll(t *testing.T) {
-	m := New(&fakeBackend{}, Options{Ops: []string{"op1"}})
+	quits := 0
+	m := New(&fakeBackend{}, Options{Ops: []string{"op1"}, OnQuit: func() { quits++ }})
 	var es []session.Entry
 	for i := 1; i <= 100; i++ {
 		es = append(es, msgEntry(uint64(i), "Alice", strings.Repeat("word ", i%30)+"#"+string(rune('a'+i%26))))
@@ -410,8 +411,12 @@ func TestModelSizesAndScroll(t *testing.T) {
 	if screen(m) != last {
 		t.Fatal("pgdown did not return to the bottom")
 	}
-	key(t, m, "ctrl+c")
-	if m.View().Content != "" {
-		t.Fatal("view after quit")
+	_, cmd := m.Update(press("ctrl+c"))
+	if cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("ctrl+c does not quit")
+	}
+	m.Update(press("ctrl+q"))
+	if m.View().Content != "" || quits != 1 {
+		t.Fatalf("view after quit %q, OnQuit called %d times", m.View().Content, quits)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -16,6 +17,9 @@ import (
 	"liaison/clients/tui"
 	"liaison/crypto"
 )
+
+// quitGrace bounds how long `liaison chat` may take to stop once asked.
+const quitGrace = 20 * time.Second
 
 // cmdChat implements `liaison chat [NAME]`: the terminal user interface
 // over every local operation (and NAME, joined on the way if new).
@@ -37,13 +41,14 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var dump io.Writer = e.stderr
 	if *logFile != "" {
 		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		logger = slog.New(slog.NewTextHandler(f, nil))
+		logger, dump = slog.New(slog.NewTextHandler(f, nil)), f
 	}
 	id, err := e.loadIdentity()
 	if err != nil {
@@ -87,10 +92,23 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 		op = ops[0]
 	}
 	eng = tui.NewEngine(s, c, tui.EngineOptions{Logger: logger})
-	m := tui.New(eng, tui.Options{Ops: ops, Current: op, Events: eng.Events()})
+	// Quitting must not hang on a relay: everything is saved before it is
+	// sent, so after quitGrace the process exits whatever is running
+	// (with the goroutines in the log, to find out what was).
+	onQuit := func() {
+		time.AfterFunc(quitGrace, func() {
+			logger.Error("chat did not stop in time; exiting", "grace", quitGrace)
+			pprof.Lookup("goroutine").WriteTo(dump, 2)
+			fmt.Fprintf(e.stderr, "liaison: the chat did not stop within %v; exiting (your messages are saved)\n", quitGrace)
+			os.Exit(3)
+		})
+	}
+	m := tui.New(eng, tui.Options{Ops: ops, Current: op, Events: eng.Events(), OnQuit: onQuit})
 	eng.Start(append(ops, op)...)
 	_, runErr := tea.NewProgram(m, tea.WithContext(ctx)).Run()
+	logger.Info("chat ended; stopping", "err", runErr)
 	eng.Close()
+	logger.Info("engine stopped")
 	seen := make(map[string]bool)
 	for _, o := range append(ops, op) {
 		if seen[o] {

@@ -159,7 +159,14 @@ func TestChatTmuxSmokeAndFailover(t *testing.T) {
 	run(aliceHome, relays, "op", "add", "night-watch", token, "--role", "officer")
 
 	start := time.Now()
-	pane := startTmux(t, 140, 30, env(bobHome, relays), cli, "chat", "night-watch", "--log", filepath.Join(t.TempDir(), "chat.log"))
+	chatLog := filepath.Join(t.TempDir(), "chat.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(chatLog)
+			t.Logf("chat log:\n%s", b)
+		}
+	})
+	pane := startTmux(t, 140, 30, env(bobHome, relays), cli, "chat", "night-watch", "--log", chatLog)
 	s := pane.awaitText("* Alice added you (officer)", "● connected to n")
 	t.Logf("chat up in %v", time.Since(start).Round(time.Millisecond))
 	m := connectedRE.FindStringSubmatch(s)
@@ -229,7 +236,10 @@ func TestChatTmuxSmokeAndFailover(t *testing.T) {
 	// without a gap, each message once.
 	t.Logf("failover checked at %v", time.Since(t0).Round(time.Millisecond))
 	pane.keys("C-c")
-	pane.await("the chat to exit", func(s string) bool { return strings.Contains(s, "Pane is dead") })
+	s = pane.await("the chat to exit", func(s string) bool { return strings.Contains(s, "Pane is dead") })
+	if !strings.Contains(s, "Pane is dead (status 0") {
+		t.Fatalf("the chat did not exit cleanly:\n%s", s)
+	}
 	out := run(bobHome, strings.Join(alive, ","), "read", "night-watch")
 	var want uint64 = 1
 	counts := make(map[string]int)
