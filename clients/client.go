@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"liaison/crypto"
 	"liaison/relay/wire"
 )
@@ -255,12 +253,7 @@ func (c *Client) read(cn *conn) {
 	defer close(cn.done)
 	defer cn.close()
 	idle := c.opts.IdleTimeout
-	cn.ws.SetPingHandler(func(data string) error {
-		cn.ws.SetReadDeadline(time.Now().Add(idle))
-		// A failed pong surfaces as a failed read or write soon enough.
-		cn.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.opts.WriteTimeout))
-		return nil
-	})
+	cn.ws.OnPing(func() { cn.ws.SetReadDeadline(time.Now().Add(idle)) })
 	for {
 		cn.ws.SetReadDeadline(time.Now().Add(idle))
 		f, err := cn.readFrame()

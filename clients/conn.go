@@ -2,18 +2,14 @@ package clients
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"liaison/crypto"
 	"liaison/relay/wire"
@@ -49,24 +45,9 @@ func NormalizeURL(addr string) (string, error) {
 	return u.String(), nil
 }
 
-// channelBinding returns the RFC 9266 tls-exporter value of a wss://
-// connection, or nil for ws:// (or TLS without exporter support).
-func channelBinding(ws *websocket.Conn) []byte {
-	tc, ok := ws.NetConn().(*tls.Conn)
-	if !ok {
-		return nil
-	}
-	cs := tc.ConnectionState()
-	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // conn is one established (post-welcome) connection.
 type conn struct {
-	ws       *websocket.Conn
+	ws       transport
 	url      string
 	node     string
 	session  string
@@ -86,8 +67,7 @@ type conn struct {
 // connection so that its reader exits and the supervisor reconnects.
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
-	c.ws.SetWriteDeadline(time.Now().Add(c.wtimeout))
-	err := c.ws.WriteMessage(websocket.BinaryMessage, b)
+	err := c.ws.WriteMessage(b, time.Now().Add(c.wtimeout))
 	c.wmu.Unlock()
 	if err != nil {
 		c.close()
@@ -114,24 +94,17 @@ func (c *conn) close() {
 func dialConn(ctx context.Context, u string, o *Options) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
-	d := websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		HandshakeTimeout: o.DialTimeout,
-		TLSClientConfig:  o.TLSConfig,
-	}
-	ws, resp, err := d.DialContext(ctx, u, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	ws, err := dialTransport(ctx, u, o)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", u, err)
+		return nil, err
 	}
-	ws.SetReadLimit(wire.MaxServerFrame)
 	c := &conn{ws: ws, url: u, wtimeout: o.WriteTimeout, done: make(chan struct{})}
 	// Make ctx cancellation interrupt blocking handshake reads and writes.
-	stop := context.AfterFunc(ctx, func() { ws.SetReadDeadline(time.Now()); ws.SetWriteDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	err = c.handshake(ctx, o)
-	stop()
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("handshake with %s: %w", u, err)
@@ -157,7 +130,7 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 		return fmt.Errorf("clients: relay speaks versions %v, not %d", hello.Versions, wire.Version)
 	}
 	auth := &wire.Auth{Version: wire.Version, Client: o.ClientName}
-	login := crypto.Login{Challenge: hello.Challenge, Node: hello.Node, Time: hello.Time, Channel: channelBinding(c.ws)}
+	login := crypto.Login{Challenge: hello.Challenge, Node: hello.Node, Time: hello.Time, Channel: c.ws.ChannelBinding()}
 	if login.Channel != nil {
 		auth.Binding = wire.BindingTLSExporter
 	}
@@ -169,8 +142,7 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	c.ws.SetWriteDeadline(deadline)
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+	if err := c.ws.WriteMessage(b, deadline); err != nil {
 		return err
 	}
 	f, err = c.readFrame()
@@ -192,17 +164,16 @@ func (c *conn) handshake(ctx context.Context, o *Options) error {
 		return fmt.Errorf("%w: expected welcome, got %s", ErrProtocol, f.Type())
 	}
 	c.ws.SetReadDeadline(time.Time{})
-	c.ws.SetWriteDeadline(time.Time{})
 	return nil
 }
 
 // readFrame reads and decodes one binary message.
 func (c *conn) readFrame() (wire.Frame, error) {
-	mt, b, err := c.ws.ReadMessage()
+	binary, b, err := c.ws.ReadMessage()
 	if err != nil {
 		return nil, err
 	}
-	if mt != websocket.BinaryMessage {
+	if !binary {
 		return nil, fmt.Errorf("%w: non-binary message", ErrProtocol)
 	}
 	f, err := wire.Decode(b)

@@ -152,7 +152,7 @@ func TestQueueBadInput(t *testing.T) {
 	}
 	// Another identity cannot read it.
 	other := newPerson(t, srv, "other", Options{})
-	other.s.home = alice.home
+	other.s = New(alice.home, other.id, nil, Options{})
 	if _, err := other.s.Queue("op", "x", wire.ClassRoutine); err == nil {
 		t.Fatal("another identity's outbox accepted")
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// Warn receives warnings that belong to no log entry (a queued message
 	// the relay refused, a timed key update that failed). Nil drops them.
 	Warn func(op, msg string)
+	// Store keeps the encrypted operation states. Nil means
+	// FileStore{Dir: home}.
+	Store Store
 }
 
 // Session is one identity's view of its operations. Methods that talk to
@@ -59,16 +62,16 @@ type Options struct {
 // safe for concurrent use (operations on the same op are serialised by the
 // op's file lock).
 type Session struct {
-	home string
-	id   *crypto.Identity
-	self [32]byte
-	key  [32]byte
-	c    Relay
-	opts Options
+	store Store
+	id    *crypto.Identity
+	self  [32]byte
+	key   [32]byte
+	c     Relay
+	opts  Options
 }
 
 // New opens the session of id whose state lives under home (operations in
-// home/ops). relay may be nil for local-only use.
+// home/ops), or in opts.Store if set. relay may be nil for local-only use.
 func New(home string, id *crypto.Identity, relay Relay, opts Options) *Session {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
@@ -79,7 +82,10 @@ func New(home string, id *crypto.Identity, relay Relay, opts Options) *Session {
 	if opts.KeyUpdateAfter == 0 {
 		opts.KeyUpdateAfter = DefaultKeyUpdateAfter
 	}
-	return &Session{home: home, id: id, self: id.PublicKey(), key: id.LocalStateKey(statePurpose), c: relay, opts: opts}
+	if opts.Store == nil {
+		opts.Store = FileStore{Dir: home}
+	}
+	return &Session{store: opts.Store, id: id, self: id.PublicKey(), key: id.LocalStateKey(statePurpose), c: relay, opts: opts}
 }
 
 // Identity returns the session's identity.
@@ -374,7 +380,7 @@ type OpInfo struct {
 
 // Ops lists the operations with local state under the session's home.
 func (s *Session) Ops() ([]OpInfo, error) {
-	names, err := localOps(s.home)
+	names, err := s.store.List()
 	if err != nil {
 		return nil, err
 	}

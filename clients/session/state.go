@@ -5,11 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 
 	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -245,15 +240,12 @@ func stateAD(op string, self [32]byte) []byte {
 }
 
 func (s *Session) statePath(op string) string {
-	return filepath.Join(s.home, "ops", op+stateSuffix)
+	return s.store.Name(op)
 }
 
 // readState decrypts op's state file; ErrNoState if there is none.
 func (s *Session) readState(op string) (*opState, error) {
-	b, err := os.ReadFile(s.statePath(op))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoState
-	}
+	b, err := s.store.Load(op)
 	if err != nil {
 		return nil, err
 	}
@@ -300,90 +292,5 @@ func (s *Session) writeState(st *opState) error {
 	out = append(out, nonce...)
 	out = aead.Seal(out, nonce, pt, stateAD(st.Op, s.self))
 	clear(pt)
-	return WriteFileAtomic(s.statePath(st.Op), out)
-}
-
-// WriteFileAtomic writes b to path through a temporary file in the same
-// directory (mode 0600), fsyncs it, renames it over path and fsyncs the
-// directory, so path holds either the old or the new content after a crash.
-func WriteFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// lockOp takes an exclusive advisory lock on op's state, so that two
-// processes (say `read --follow` and `send`) never overwrite each other's
-// state — which could otherwise re-use a sending key.
-func (s *Session) lockOp(op string) (func(), error) {
-	dir := filepath.Join(s.home, "ops")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, op+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("session: lock %s: %w", op, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// localOps lists the operations with a state file under home.
-func localOps(home string) ([]string, error) {
-	des, err := os.ReadDir(filepath.Join(home, "ops"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ops []string
-	for _, de := range des {
-		n := de.Name()
-		if de.Type().IsRegular() && strings.HasSuffix(n, stateSuffix) && !strings.HasPrefix(n, ".") {
-			ops = append(ops, strings.TrimSuffix(n, stateSuffix))
-		}
-	}
-	return ops, nil
+	return s.store.Save(st.Op, out)
 }

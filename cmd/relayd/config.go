@@ -187,7 +187,7 @@ func loadConfig(args []string, getenv func(string) string, stderr, stdout io.Wri
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nRuns one Liaison relay node. With no flags: a one-node cluster with data in ./liaison-data,\nclients on 127.0.0.1:7400 (/ws, /healthz, /readyz, /metrics, /cluster/) and Raft on 127.0.0.1:7401.\n\nEvery setting comes from, in increasing precedence: the TOML file (--config or $RELAYD_CONFIG,\nkeys as below with underscores), the environment (RELAYD_<KEY>, lists comma-separated), the flags.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nRuns one Liaison relay node. With no flags: a one-node cluster with data in ./liaison-data,\nclients on 127.0.0.1:7400 (/ web client, /ws, /healthz, /readyz, /metrics, /cluster/) and Raft on 127.0.0.1:7401.\n\nEvery setting comes from, in increasing precedence: the TOML file (--config or $RELAYD_CONFIG,\nkeys as below with underscores), the environment (RELAYD_<KEY>, lists comma-separated), the flags.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	configFile := fs.String("config", "", "TOML configuration file (default $RELAYD_CONFIG)")

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"liaison/clients/web"
 	"liaison/cluster"
 	"liaison/cluster/pki"
 	"liaison/relay"
@@ -138,6 +139,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	cn.SetGossipSource(rs.Gossip)
 	routes := http.NewServeMux()
 	routes.Handle("/", rs.Handler())
+	webClient := web.Handler()
+	routes.Handle("GET /{$}", webClient)
+	routes.Handle("GET /web/", webClient)
 	allow := loopbackOnly
 	if clientTLS != nil {
 		allow = adminCertificate

@@ -1,0 +1,80 @@
+//go:build !js
+
+package clients
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"liaison/crypto"
+	"liaison/relay/wire"
+)
+
+// gorillaTransport is the native transport.
+type gorillaTransport struct {
+	ws       *websocket.Conn
+	wtimeout time.Duration
+}
+
+// dialTransport opens a WebSocket to u.
+func dialTransport(ctx context.Context, u string, o *Options) (transport, error) {
+	d := websocket.Dialer{
+		Proxy:            http.ProxyFromEnvironment,
+		HandshakeTimeout: o.DialTimeout,
+		TLSClientConfig:  o.TLSConfig,
+	}
+	ws, resp, err := d.DialContext(ctx, u, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u, err)
+	}
+	ws.SetReadLimit(wire.MaxServerFrame)
+	return &gorillaTransport{ws: ws, wtimeout: o.WriteTimeout}, nil
+}
+
+func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
+	mt, b, err := t.ws.ReadMessage()
+	return mt == websocket.BinaryMessage, b, err
+}
+
+func (t *gorillaTransport) WriteMessage(b []byte, deadline time.Time) error {
+	t.ws.SetWriteDeadline(deadline)
+	return t.ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+func (t *gorillaTransport) SetReadDeadline(d time.Time) { t.ws.SetReadDeadline(d) }
+
+func (t *gorillaTransport) OnPing(fn func()) {
+	t.ws.SetPingHandler(func(data string) error {
+		fn()
+		// A failed pong surfaces as a failed read or write soon enough.
+		t.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(t.wtimeout))
+		return nil
+	})
+}
+
+func (t *gorillaTransport) Close() error { return t.ws.Close() }
+
+func (t *gorillaTransport) ChannelBinding() []byte { return channelBinding(t.ws) }
+
+// channelBinding returns the RFC 9266 tls-exporter value of a wss://
+// connection, or nil for ws:// (or TLS without exporter support).
+func channelBinding(ws *websocket.Conn) []byte {
+	tc, ok := ws.NetConn().(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
+	if err != nil {
+		return nil
+	}
+	return b
+}
