@@ -81,27 +81,15 @@ func (s *Session) send(ctx context.Context, op string, p pendingMsg, check func(
 // p pending (a sending key is never used twice, even after a crash), and
 // publishes it under p's msgid. A refused publish is dropped from pending.
 func (s *Session) sealAndPublish(ctx context.Context, oc *opCtx, p pendingMsg) (SendResult, error) {
-	if oc.g == nil || !oc.g.IsMember() {
-		return SendResult{}, fmt.Errorf("%w: %s", ErrNotMember, oc.st.Op)
-	}
-	payload, err := EncodePayload(p.payload())
-	if err != nil {
+	if err := s.seal(oc, &p); err != nil {
 		return SendResult{}, err
 	}
-	env, err := oc.g.Seal(payload, crypto.NewLogHead(oc.st.Seq, oc.st.logChain()))
-	clear(payload)
-	if err != nil {
-		return SendResult{}, err
-	}
-	h, _ := crypto.ParseEnvelopeHeader(env)
-	sum := sha256.Sum256(env)
-	p.Hash, p.Env, p.Epoch, p.Index = sum[:], env, h.Epoch, h.Index
-	oc.st.Pending = append(oc.st.Pending, p)
+	sum := [32]byte(p.Hash)
 	if err := s.save(oc); err != nil {
 		return SendResult{}, err
 	}
-	res := SendResult{Epoch: h.Epoch, Index: h.Index}
-	pr, err := s.c.Publish(ctx, oc.st.Op, env, p.publishOpts()...)
+	res := SendResult{Epoch: p.Epoch, Index: p.Index}
+	pr, err := s.c.Publish(ctx, oc.st.Op, p.Env, p.publishOpts()...)
 	if err != nil {
 		if definite(err) {
 			dropPending(oc.st, sum)
@@ -113,6 +101,29 @@ func (s *Session) sealAndPublish(ctx context.Context, oc *opCtx, p pendingMsg) (
 	}
 	res.Seq, res.Dup = pr.Seq, pr.Dup
 	return res, nil
+}
+
+// seal seals p's text in the current epoch, naming the current log head,
+// fills in p's envelope fields and appends p to the pending list (the
+// caller saves the state before publishing).
+func (s *Session) seal(oc *opCtx, p *pendingMsg) error {
+	if oc.g == nil || !oc.g.IsMember() {
+		return fmt.Errorf("%w: %s", ErrNotMember, oc.st.Op)
+	}
+	payload, err := EncodePayload(p.payload())
+	if err != nil {
+		return err
+	}
+	env, err := oc.g.Seal(payload, crypto.NewLogHead(oc.st.Seq, oc.st.logChain()))
+	clear(payload)
+	if err != nil {
+		return err
+	}
+	h, _ := crypto.ParseEnvelopeHeader(env)
+	sum := sha256.Sum256(env)
+	p.Hash, p.Env, p.Epoch, p.Index = sum[:], env, h.Epoch, h.Index
+	oc.st.Pending = append(oc.st.Pending, *p)
+	return nil
 }
 
 func (p *pendingMsg) publishOpts() []clients.PublishOption {

@@ -205,8 +205,8 @@ func (s *Session) lockedOp(op string, write bool, f func(oc *opCtx) error) ([]En
 
 // Sync brings op's local state up to the relay's current head: it
 // processes every new entry in order (commits change the epoch, messages
-// are opened under theirs), re-publishes own messages whose publish had an
-// unknown outcome, commits a timed key update when one is due, and returns
+// are opened under theirs), seals the messages queued with Queue and
+// publishes them and own messages whose publish had an unknown outcome, commits a timed key update when one is due, and returns
 // the entries added to the history.
 func (s *Session) Sync(ctx context.Context, op string) ([]Entry, error) {
 	return s.withOp(op, func(oc *opCtx) error {
@@ -216,6 +216,9 @@ func (s *Session) Sync(ctx context.Context, op string) ([]Entry, error) {
 
 func (s *Session) syncLocked(ctx context.Context, oc *opCtx) error {
 	if err := s.catchUp(ctx, oc); err != nil {
+		return err
+	}
+	if err := s.drainOutbox(oc); err != nil {
 		return err
 	}
 	if err := s.flushPending(ctx, oc); err != nil {

@@ -80,6 +80,9 @@ type Entry struct {
 	Priority wire.Class `cbor:"13,keyasint,omitempty"`
 	DueMS    int64      `cbor:"14,keyasint,omitempty"`
 	State    AckState   `cbor:"15,keyasint,omitempty"`
+	// MsgID is the message id an own message was published with (see
+	// Queue); empty for others' entries.
+	MsgID []byte `cbor:"20,keyasint,omitempty"`
 }
 
 // Verified reports whether the entry's sender is authenticated (its
@@ -120,7 +123,7 @@ func (p *pendingMsg) payload() Payload {
 // entry returns the history entry of p once it is in the log.
 func (p *pendingMsg) entry(self []byte, name string) Entry {
 	e := Entry{Kind: EntryOwn, Sender: self, SenderName: name, TimeMS: p.TimeMS, Type: p.Type, Text: p.Text, Epoch: p.Epoch, Index: p.Index,
-		TaskID: p.TaskID, DueMS: p.DueMS, State: AckState(p.State)}
+		TaskID: p.TaskID, DueMS: p.DueMS, State: AckState(p.State), MsgID: p.MsgID}
 	if p.Type == TypeTask {
 		e.Priority = wire.Class(p.Class)
 	}

@@ -56,6 +56,10 @@ Tasking (end-to-end encrypted; centre and admin members send tasks):
   task status NAME... | --all [--summary]
                              per task: who has it (relay delivery), who
                              acknowledged with which state, who is overdue
+
+Terminal chat:
+  chat [NAME]                your operations, unread counts, tasks (one key to
+                             acknowledge), outbox, safety numbers (docs/clients.md)
 Cluster administration:
   admin status|join|remove|snapshot|admins|audit|ca   see "liaison admin" for details
   help                       show this text
@@ -132,6 +136,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSend(ctx, e, rest)
 	case "read":
 		err = cmdRead(ctx, e, rest)
+	case "chat":
+		err = cmdChat(ctx, e, rest)
 	case "task":
 		err = cmdTask(ctx, e, rest)
 	case "admin":
