@@ -55,6 +55,10 @@ type conn struct {
 
 	wmu sync.Mutex // serialises writes
 
+	qmu     sync.Mutex // guards queue and writing
+	queue   [][]byte   // frames waiting for the current writer
+	writing bool       // a write call is sending the queue
+
 	// unavailable counts consecutive publishes answered "unavailable" on
 	// this connection (guarded by Client.mu); see maxUnavailable.
 	unavailable int
@@ -63,17 +67,45 @@ type conn struct {
 	done      chan struct{} // closed when the reader goroutine exits
 }
 
-// write sends one frame with a write deadline. A failed write closes the
-// connection so that its reader exits and the supervisor reconnects.
+// write sends one frame. Frames written concurrently are coalesced: the
+// first caller becomes the writer and sends everything queued meanwhile in
+// one batch (one system call), in queue order; the others return at once.
+// A failed write closes the connection so that its reader exits and the
+// supervisor reconnects (and re-sends what was not acknowledged); only the
+// writer sees the error.
 func (c *conn) write(b []byte) error {
-	c.wmu.Lock()
-	err := c.ws.WriteMessage(b, time.Now().Add(c.wtimeout))
-	c.wmu.Unlock()
-	if err != nil {
-		c.close()
-		return fmt.Errorf("clients: write to %s: %w", c.url, err)
+	c.qmu.Lock()
+	c.queue = append(c.queue, b)
+	if c.writing {
+		c.qmu.Unlock()
+		return nil
 	}
-	return nil
+	c.writing = true
+	c.qmu.Unlock()
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			c.writing = false
+			c.qmu.Unlock()
+			return nil
+		}
+		c.qmu.Unlock()
+		if err := c.writeBatch(batch); err != nil {
+			c.qmu.Lock()
+			c.queue, c.writing = nil, false
+			c.qmu.Unlock()
+			c.close()
+			return fmt.Errorf("clients: write to %s: %w", c.url, err)
+		}
+	}
+}
+
+func (c *conn) writeBatch(batch [][]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.WriteMessages(batch, time.Now().Add(c.wtimeout))
 }
 
 // writeFrame encodes and writes f.

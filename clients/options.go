@@ -1,9 +1,11 @@
 package clients
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"liaison/crypto"
@@ -66,6 +68,9 @@ type Options struct {
 	// SubscriptionBuffer is the capacity of each Subscription's Messages
 	// channel. Default 1024.
 	SubscriptionBuffer int
+	// NetDialContext, if set, opens the TCP connections (to pick a source
+	// address, say). Nil uses a plain net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (o Options) withDefaults() Options {

@@ -14,6 +14,9 @@ type transport interface {
 	// WriteMessage sends b as one binary message, failing if it cannot be
 	// handed over before deadline.
 	WriteMessage(b []byte, deadline time.Time) error
+	// WriteMessages sends each of bs as one binary message, in order, in
+	// as few network writes as the platform allows.
+	WriteMessages(bs [][]byte, deadline time.Time) error
 	// SetReadDeadline bounds the pending and later reads; zero means none.
 	SetReadDeadline(t time.Time)
 	// OnPing registers fn, called after the transport answered a ping from

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -18,15 +19,29 @@ import (
 // gorillaTransport is the native transport.
 type gorillaTransport struct {
 	ws       *websocket.Conn
+	nc       *batchConn // the network connection under ws
 	wtimeout time.Duration
 }
 
 // dialTransport opens a WebSocket to u.
 func dialTransport(ctx context.Context, u string, o *Options) (transport, error) {
+	dial := o.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	var nc *batchConn
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
 		TLSClientConfig:  o.TLSConfig,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			nc = &batchConn{Conn: c}
+			return nc, nil
+		},
 	}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
@@ -36,7 +51,7 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 		return nil, fmt.Errorf("dial %s: %w", u, err)
 	}
 	ws.SetReadLimit(wire.MaxServerFrame)
-	return &gorillaTransport{ws: ws, wtimeout: o.WriteTimeout}, nil
+	return &gorillaTransport{ws: ws, nc: nc, wtimeout: o.WriteTimeout}, nil
 }
 
 func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
@@ -47,6 +62,29 @@ func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
 func (t *gorillaTransport) WriteMessage(b []byte, deadline time.Time) error {
 	t.ws.SetWriteDeadline(deadline)
 	return t.ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+// WriteMessages writes bs into one batch of the network connection and
+// sends it with one write.
+func (t *gorillaTransport) WriteMessages(bs [][]byte, deadline time.Time) error {
+	if t.nc == nil || len(bs) == 1 {
+		for _, b := range bs {
+			if err := t.WriteMessage(b, deadline); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t.ws.SetWriteDeadline(deadline)
+	t.nc.begin()
+	for _, b := range bs {
+		if err := t.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			t.nc.flush()
+			return err
+		}
+	}
+	t.nc.SetWriteDeadline(deadline)
+	return t.nc.flush()
 }
 
 func (t *gorillaTransport) SetReadDeadline(d time.Time) { t.ws.SetReadDeadline(d) }

@@ -179,6 +179,16 @@ func (t *browserTransport) ReadMessage() (bool, []byte, error) {
 	}
 }
 
+// WriteMessages sends each of bs in order.
+func (t *browserTransport) WriteMessages(bs [][]byte, deadline time.Time) error {
+	for _, b := range bs {
+		if err := t.WriteMessage(b, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *browserTransport) WriteMessage(b []byte, _ time.Time) error {
 	if err := t.error(); err != nil {
 		return err

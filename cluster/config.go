@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 )
+
+// logCacheEntries is how many of the newest Raft entries stay in memory
+// (raft.LogCache) and how many one AppendEntries carries at most.
+const logCacheEntries = 64
 
 // Config configures a Node. Zero values take the defaults noted.
 type Config struct {
@@ -20,6 +25,11 @@ type Config struct {
 	// RaftAdvertise is the address other nodes reach this one at; default
 	// RaftBind.
 	RaftAdvertise string
+	// DialSource, when set, is the IP address this node's connections to
+	// other nodes (Raft and forwarding) are made from; default: chosen by
+	// the operating system. Multi-homed hosts set it; the nemesis tests set
+	// it so that a fault-injecting proxy can tell the nodes apart.
+	DialSource string
 	// Bootstrap makes a node with no Raft state start a one-node cluster.
 	Bootstrap bool
 	// TLS, when set, secures every node-to-node connection (Raft and
@@ -89,6 +99,11 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.RaftAdvertise == "" {
 		out.RaftAdvertise = out.RaftBind
+	}
+	if out.DialSource != "" {
+		if ip := net.ParseIP(out.DialSource); ip == nil {
+			return out, fmt.Errorf("cluster: config: DialSource %q is not an IP address", out.DialSource)
+		}
 	}
 	if out.GossipInterval <= 0 {
 		out.GossipInterval = time.Second

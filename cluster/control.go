@@ -102,20 +102,13 @@ func (n *Node) sendControl(ctx context.Context, target string, body []byte) (uin
 	if err != nil {
 		return 0, fmt.Errorf("%w: no answer from %s: %w", ErrUnknownOutcome, target, err)
 	}
-	rd := reader{b: resp}
-	rd.uvarint() // id
-	if rd.uvarint() != 1 || rd.err != nil {
+	_, outs, err := decodeFwdResponse(resp)
+	if err != nil || len(outs) != 1 {
 		return 0, fmt.Errorf("%w: bad answer from the leader", ErrUnknownOutcome)
 	}
-	st := rd.bytes(1)
-	rd.uvarint() // seq
-	index := rd.uvarint()
-	msg := rd.bytes(int(min(rd.uvarint(), 256)))
-	if rd.err != nil {
-		return 0, fmt.Errorf("%w: bad answer from the leader", ErrUnknownOutcome)
+	if o := outs[0]; o.status != fwdOK {
+		return 0, fwdError(o.status, o.msg)
 	}
-	if st[0] != fwdOK {
-		return 0, fwdError(st[0], string(msg))
-	}
+	index := outs[0].index
 	return index, nil
 }

@@ -278,8 +278,8 @@ func (f *fwdResponse) set(i int, r Result, index uint64, err error) {
 	f.seqs[i], f.indexes[i] = r.Seq, index
 	if err != nil {
 		msg := err.Error()
-		if len(msg) > 256 {
-			msg = msg[:256]
+		if len(msg) > maxFwdMsg {
+			msg = msg[:maxFwdMsg]
 		}
 		f.msgs[i] = msg
 	}
@@ -391,36 +391,69 @@ func (f *forwarder) readLoop(c net.Conn) {
 }
 
 func (f *forwarder) complete(b []byte) error {
-	rd := reader{b: b}
-	id := rd.uvarint()
-	count := rd.uvarint()
-	if rd.err != nil {
-		return ErrBadCommand
-	}
+	id, outs, derr := decodeFwdResponse(b)
 	f.mu.Lock()
 	req, ok := f.pending[id]
 	delete(f.pending, id)
 	f.mu.Unlock()
-	if !ok || count != uint64(len(req.pubs)) {
+	if !ok {
 		return fmt.Errorf("%w: response %d does not match a request", ErrBadCommand, id)
 	}
-	for _, p := range req.pubs {
-		st := rd.bytes(1)
-		seq, index := rd.uvarint(), rd.uvarint()
-		msg := rd.bytes(int(min(rd.uvarint(), 256)))
-		if rd.err != nil {
-			failAll(req.pubs, fmt.Errorf("%w: truncated response", ErrUnknownOutcome))
-			return ErrBadCommand
-		}
-		switch st[0] {
+	if derr != nil || len(outs) != len(req.pubs) {
+		failAll(req.pubs, fmt.Errorf("%w: malformed response from the leader", ErrUnknownOutcome))
+		return fmt.Errorf("%w: response %d: %d outcomes for %d publishes: %v", ErrBadCommand, id, len(outs), len(req.pubs), derr)
+	}
+	for i, p := range req.pubs {
+		o := outs[i]
+		switch o.status {
 		case fwdOK, fwdDup:
-			res := Result{Seq: seq, Dup: st[0] == fwdDup}
+			res := Result{Seq: o.seq, Dup: o.status == fwdDup}
+			index := o.index
 			f.n.fsm.afterApplied(index, func(err error) { p.done(res, index, err) })
 		default:
-			p.done(Result{}, 0, fwdError(st[0], string(msg)))
+			p.done(Result{}, 0, fwdError(o.status, o.msg))
 		}
 	}
 	return nil
+}
+
+// fwdOutcome is one publish's answer in a forwarding response.
+type fwdOutcome struct {
+	status     byte
+	seq, index uint64
+	msg        string
+}
+
+// maxFwdMsg bounds the error text of one outcome.
+const maxFwdMsg = 256
+
+// decodeFwdResponse parses a forwarding response (see the top of this
+// file). On error, id is still the request id if it could be read.
+func decodeFwdResponse(b []byte) (id uint64, outs []fwdOutcome, err error) {
+	rd := reader{b: b}
+	id = rd.uvarint()
+	count := rd.uvarint()
+	if rd.err != nil || count > MaxBatchCount {
+		return id, nil, fmt.Errorf("%w: response header", ErrBadCommand)
+	}
+	outs = make([]fwdOutcome, 0, count)
+	for range count {
+		st := rd.bytes(1)
+		seq, index := rd.uvarint(), rd.uvarint()
+		n := rd.uvarint()
+		if rd.err != nil || n > maxFwdMsg {
+			return id, nil, fmt.Errorf("%w: truncated response", ErrBadCommand)
+		}
+		msg := rd.bytes(int(n))
+		if rd.err != nil {
+			return id, nil, fmt.Errorf("%w: truncated response", ErrBadCommand)
+		}
+		outs = append(outs, fwdOutcome{status: st[0], seq: seq, index: index, msg: string(msg)})
+	}
+	if len(rd.b) != 0 {
+		return id, nil, fmt.Errorf("%w: %d trailing bytes in a response", ErrBadCommand, len(rd.b))
+	}
+	return id, outs, nil
 }
 
 func (f *forwarder) close() {

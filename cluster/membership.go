@@ -111,18 +111,12 @@ func (n *Node) forwardRequest(ctx context.Context, target string, body []byte) (
 	if err != nil {
 		return 0, 0, 0, "", fmt.Errorf("no answer from %s: %w", target, err)
 	}
-	rd := reader{b: resp}
-	rd.uvarint() // id
-	if rd.uvarint() != 1 || rd.err != nil {
+	_, outs, err := decodeFwdResponse(resp)
+	if err != nil || len(outs) != 1 {
 		return 0, 0, 0, "", fmt.Errorf("bad answer from %s", target)
 	}
-	st := rd.bytes(1)
-	seq, index = rd.uvarint(), rd.uvarint()
-	m := rd.bytes(int(min(rd.uvarint(), 256)))
-	if rd.err != nil {
-		return 0, 0, 0, "", fmt.Errorf("bad answer from %s", target)
-	}
-	return st[0], seq, index, string(m), nil
+	o := outs[0]
+	return o.status, o.seq, o.index, o.msg, nil
 }
 
 // applyMembership changes the configuration on the leader.

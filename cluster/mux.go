@@ -29,6 +29,7 @@ type mux struct {
 	ln   net.Listener
 	tls  *tls.Config // nil: plain TCP (single-node default only)
 	adv  net.Addr
+	src  net.Addr // local address of outgoing connections; nil: the OS's choice
 	log  *slog.Logger
 	subs map[byte]*subListener
 
@@ -135,7 +136,7 @@ func (m *mux) handoff(c net.Conn) {
 
 // dial opens a stream of type t to a node's cluster address.
 func (m *mux) dial(addr string, t byte, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, LocalAddr: m.src}
 	raw, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err

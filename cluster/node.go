@@ -86,9 +86,14 @@ func Open(cfg Config) (*Node, error) {
 	if n.fsm, err = newFSM(n.st, c.Logger.With("component", "fsm"), n.onFatal); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if err := checkBoltFile(filepath.Join(raftDir, "raft.db")); err != nil {
+		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
-		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+		Path: filepath.Join(raftDir, "raft.db"),
+		// Like fsm.db: the freelist is rebuilt on open instead of written
+		// with every commit (the log's free pages grow with compaction).
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
@@ -113,6 +118,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: listen on %s: %w", c.RaftBind, err)
 	}
 	n.mux = newMux(ln, adv, c.TLS, c.Logger.With("component", "mux"))
+	if c.DialSource != "" {
+		n.mux.src = &net.TCPAddr{IP: net.ParseIP(c.DialSource)}
+	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftLayer{subListener: n.mux.subs[streamRaft], m: n.mux},
 		MaxPool: 3,
@@ -125,7 +133,7 @@ func Open(cfg Config) (*Node, error) {
 	rc.Logger = hl
 	rc.CommitTimeout = c.CommitTimeout
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 64
+	rc.MaxAppendEntries = logCacheEntries
 	rc.NoSnapshotRestoreOnStart = true
 	rc.SnapshotThreshold = c.SnapshotThreshold
 	rc.SnapshotInterval = c.SnapshotInterval
@@ -151,7 +159,14 @@ func Open(cfg Config) (*Node, error) {
 		}
 		c.Logger.Info("bootstrapped a one-node cluster", "raft", n.trans.LocalAddr())
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+	// The cache keeps the newest entries in memory, so replication to the
+	// followers does not read back (and decode) what the leader has just
+	// written; 64 entries cover a full AppendEntries (MaxAppendEntries).
+	logs, err := raft.NewLogCache(logCacheEntries, n.logs)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log cache: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logs, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true
@@ -399,9 +414,25 @@ type Status struct {
 // Status reports the node's Raft state.
 func (n *Node) Status() Status {
 	addr, id := n.raft.LeaderWithID()
+	// Read the term on both sides of the state: raft steps a leader down
+	// (state first) before it adopts a newer term, so a state read between
+	// two equal terms belongs to that term. Read once, a leader stepping
+	// down between the reads was reported as leading the new term, beside
+	// the node that really leads it.
+	var state raft.RaftState
+	var term uint64
+	for range 10 {
+		before := n.raft.CurrentTerm()
+		state = n.raft.State()
+		term = n.raft.CurrentTerm()
+		if term == before {
+			break
+		}
+	}
 	st := Status{
 		NodeID:       n.cfg.NodeID,
-		State:        n.raft.State().String(),
+		State:        state.String(),
+		Term:         term,
 		Leader:       string(addr),
 		LeaderID:     string(id),
 		LastIndex:    n.raft.LastIndex(),
@@ -409,9 +440,6 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.raft.AppliedIndex(),
 		Entries:      n.metrics.entries.Load(),
 		Messages:     n.metrics.messages.Load(),
-	}
-	if t, err := parseUint(n.raft.Stats()["term"]); err == nil {
-		st.Term = t
 	}
 	return st
 }
@@ -495,10 +523,4 @@ func (n *Node) closeStores() error {
 		errs = append(errs, n.st.close())
 	}
 	return errors.Join(errs...)
-}
-
-func parseUint(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscan(s, &v)
-	return v, err
 }

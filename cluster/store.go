@@ -65,6 +65,9 @@ type store struct {
 }
 
 func openStore(path string) (*store, error) {
+	if err := checkBoltFile(path); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path)
 	if err != nil {
 		return nil, err
@@ -134,6 +137,9 @@ func (s *store) loadLocked() error {
 				return fmt.Errorf("operation %q: %w: state says %d..%d, the log's last entry is missing", name, ErrCorrupt, h.First, h.Last)
 			case k != nil && binary.BigEndian.Uint64(k) >= h.First:
 				return fmt.Errorf("operation %q: %w: an entry past the head", name, ErrCorrupt)
+			}
+			if err := verifyLog(name, ob, h); err != nil {
+				return err
 			}
 			heads[string(name)] = h
 			r, err := loadRoster(ob)

@@ -44,7 +44,8 @@ func channelBinding(cs *tls.ConnectionState) []byte {
 }
 
 // Identity returns the connection's authenticated identity (its verified
-// token), or nil before the handshake completes. It is set once, before
+// token without the HPKE key, which the relay has no use for), or nil before
+// the handshake completes. It is set once, before
 // welcome is sent, and never changes: every request on the connection is
 // made by this identity.
 func (c *conn) Identity() *crypto.Token { return c.identity.Load() }
@@ -103,7 +104,9 @@ func (c *conn) auth(f wire.Frame) bool {
 	if c.channel != nil && login.Channel == nil {
 		c.s.stats.unboundLogins.Add(1)
 	}
-	c.identity.Store(tok)
+	// Keep what the access checks need; the HPKE key (over a kilobyte)
+	// would otherwise stay in memory for the connection's lifetime.
+	c.identity.Store(&crypto.Token{SigningKey: tok.SigningKey, Name: tok.Name, Signature: tok.Signature})
 	c.log = c.log.With("identity", hex.EncodeToString(tok.SigningKey[:8]))
 	if err := c.touch(); err != nil {
 		return false

@@ -84,10 +84,12 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 }
 
 // readLoop is the connection's only reader. It runs the handshake, then
-// dispatches requests until the connection ends.
+// hands reading to serveLoop on a fresh goroutine: parsing the identity
+// token and verifying the login signature grow a goroutine's stack, and an
+// idle connection keeps its reader's stack for as long as it stays idle
+// (docs/performance.md, memory per idle connection).
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
-	defer c.endRead()
 	c.ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
 	c.ws.SetPongHandler(func(string) error { return c.touch() })
 	c.helloAt = time.Now()
@@ -95,29 +97,24 @@ func (c *conn) readLoop() {
 	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
-	authed := false
+	f, ok := c.readFrame(false)
+	if !ok || !c.auth(f) {
+		c.endRead()
+		return
+	}
+	c.startPings()
+	c.s.wg.Add(1)
+	go c.serveLoop()
+}
+
+// serveLoop reads and dispatches requests until the connection ends.
+func (c *conn) serveLoop() {
+	defer c.s.wg.Done()
+	defer c.endRead()
 	for {
-		mt, data, err := c.ws.ReadMessage()
-		if err != nil {
-			c.readFailed(err, authed)
+		f, ok := c.readFrame(true)
+		if !ok {
 			return
-		}
-		if mt != websocket.BinaryMessage {
-			c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
-			return
-		}
-		f, err := wire.Decode(data)
-		if err != nil {
-			c.fail(wire.CodeBadFrame, err.Error())
-			return
-		}
-		if !authed {
-			if !c.auth(f) {
-				return
-			}
-			authed = true
-			c.startPings()
-			continue
 		}
 		if err := c.touch(); err != nil {
 			return
@@ -147,6 +144,26 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// readFrame reads and decodes one frame. On a read error or a malformed
+// frame (which it answers) it returns false.
+func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		c.readFailed(err, authed)
+		return nil, false
+	}
+	if mt != websocket.BinaryMessage {
+		c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
+		return nil, false
+	}
+	f, err := wire.Decode(data)
+	if err != nil {
+		c.fail(wire.CodeBadFrame, err.Error())
+		return nil, false
+	}
+	return f, true
 }
 
 // endRead runs when the reader stops. If an error frame is waiting to be
@@ -289,17 +306,26 @@ func (c *conn) writeLoop() {
 		c.queue = nil
 		c.mu.Unlock()
 		prioritize(batch)
+		// Several frames leave in one write when the connection came
+		// through BatchListener (the batch goes out in pieces of at most
+		// 64 KiB, so the queue accounting below lags the wire by no more).
+		bc, _ := c.ws.NetConn().(*batchConn)
+		if len(batch) == 1 {
+			bc = nil
+		}
+		if bc != nil {
+			bc.begin()
+		}
 		for i, f := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
 				err = c.ws.WriteMessage(websocket.BinaryMessage, f.b)
 			}
 			if err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.mu.Lock()
-				c.writing = false
-				c.mu.Unlock()
-				c.shutdown()
+				if bc != nil {
+					_ = bc.flush()
+				}
+				c.writeFailed(err)
 				return
 			}
 			c.mu.Lock()
@@ -319,7 +345,26 @@ func (c *conn) writeLoop() {
 			}
 			c.mu.Unlock()
 		}
+		if bc != nil {
+			err := bc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if err == nil {
+				err = bc.flush()
+			}
+			if err != nil {
+				c.writeFailed(err)
+				return
+			}
+		}
 	}
+}
+
+// writeFailed ends the connection after a failed write.
+func (c *conn) writeFailed(err error) {
+	c.log.Debug("write failed", "err", err)
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	c.shutdown()
 }
 
 // fail sends an error frame and closes the connection with 4001 once it is

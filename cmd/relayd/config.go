@@ -32,6 +32,7 @@ type config struct {
 	Listen            string   `toml:"listen" help:"client address (HTTP and WebSocket)"`
 	RaftListen        string   `toml:"raft_listen" help:"Raft address this node listens on"`
 	Advertise         string   `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
+	RaftSource        string   `toml:"raft_source" help:"IP address connections to other nodes are made from (default: the OS's choice)"`
 	NodeID            string   `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
 	Join              []string `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
 	LogFormat         string   `toml:"log_format" help:"log format: text or json"`
@@ -46,6 +47,7 @@ type config struct {
 	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
 	Admins            []string `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
 	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
+	Pprof             bool     `toml:"pprof" help:"serve Go profiles (net/http/pprof) at /debug/pprof/ on the client listener, to loopback clients only (profiling)"`
 
 	// Authentication and limits (docs/protocol.md, Authentication and
 	// Limits). Zero takes the relay's default.

@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	n, err := start(cfg, log)
 	if err != nil {
 		log.Error("relayd failed to start", "err", err)
+		if errors.Is(err, cluster.ErrCorrupt) {
+			log.Error("a data file is damaged (corrupt); this node will not serve from it. Move its data dir aside and start it empty with join, to resync from the other nodes, or restore a backup", "data_dir", cfg.DataDir)
+		}
 		return 1
 	}
 	select {
@@ -110,6 +113,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		DataDir:           cfg.DataDir,
 		RaftBind:          cfg.RaftListen,
 		RaftAdvertise:     cfg.Advertise,
+		DialSource:        cfg.RaftSource,
 		Bootstrap:         len(cfg.Join) == 0,
 		Logger:            log,
 		ElectionTimeout:   cfg.electionTimeout,
@@ -123,6 +127,7 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		cn.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln = relay.BatchListener(ln)
 	scheme := "http"
 	if clientTLS != nil {
 		ln = tls.NewListener(ln, clientTLS)
@@ -149,6 +154,9 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 	routes.Handle("/cluster/", cn.AdminHandler(allow))
 	met.attach(rs, cn)
 	routes.Handle("GET /metrics", met.handler())
+	if cfg.Pprof {
+		routes.Handle("/debug/pprof/", pprofHandler())
+	}
 	n := &node{
 		log:     log,
 		cluster: cn,
