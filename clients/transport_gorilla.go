@@ -13,13 +13,14 @@ import (
 	"github.com/gorilla/websocket"
 
 	"liaison/crypto"
+	"liaison/internal/netbatch"
 	"liaison/relay/wire"
 )
 
 // gorillaTransport is the native transport.
 type gorillaTransport struct {
 	ws       *websocket.Conn
-	nc       *batchConn // the network connection under ws
+	nc       *netbatch.Conn // the network connection under ws
 	wtimeout time.Duration
 }
 
@@ -29,7 +30,7 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	var nc *batchConn
+	var nc *netbatch.Conn
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
@@ -39,7 +40,7 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 			if err != nil {
 				return nil, err
 			}
-			nc = &batchConn{Conn: c}
+			nc = netbatch.Wrap(c)
 			return nc, nil
 		},
 	}
@@ -76,15 +77,15 @@ func (t *gorillaTransport) WriteMessages(bs [][]byte, deadline time.Time) error 
 		return nil
 	}
 	t.ws.SetWriteDeadline(deadline)
-	t.nc.begin()
+	t.nc.Begin()
 	for _, b := range bs {
 		if err := t.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
-			t.nc.flush()
+			t.nc.Flush()
 			return err
 		}
 	}
 	t.nc.SetWriteDeadline(deadline)
-	return t.nc.flush()
+	return t.nc.Flush()
 }
 
 func (t *gorillaTransport) SetReadDeadline(d time.Time) { t.ws.SetReadDeadline(d) }

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"liaison/crypto"
+	"liaison/internal/netbatch"
 	"liaison/relay/wire"
 )
 
@@ -309,12 +310,12 @@ func (c *conn) writeLoop() {
 		// Several frames leave in one write when the connection came
 		// through BatchListener (the batch goes out in pieces of at most
 		// 64 KiB, so the queue accounting below lags the wire by no more).
-		bc, _ := c.ws.NetConn().(*batchConn)
+		bc, _ := c.ws.NetConn().(*netbatch.Conn)
 		if len(batch) == 1 {
 			bc = nil
 		}
 		if bc != nil {
-			bc.begin()
+			bc.Begin()
 		}
 		for i, f := range batch {
 			err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
@@ -323,7 +324,7 @@ func (c *conn) writeLoop() {
 			}
 			if err != nil {
 				if bc != nil {
-					_ = bc.flush()
+					_ = bc.Flush()
 				}
 				c.writeFailed(err)
 				return
@@ -348,7 +349,7 @@ func (c *conn) writeLoop() {
 		if bc != nil {
 			err := bc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if err == nil {
-				err = bc.flush()
+				err = bc.Flush()
 			}
 			if err != nil {
 				c.writeFailed(err)

@@ -1,4 +1,4 @@
-package relay
+package netbatch
 
 import (
 	"bytes"
@@ -10,17 +10,17 @@ import (
 // A batch reaches the peer whole and in order, also when it is larger than
 // the buffer kept between batches; outside a batch writes go straight
 // through.
-func TestBatchConnKeepsOrder(t *testing.T) {
+func TestBatchKeepsOrder(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	bc := &batchConn{Conn: a}
+	bc := Wrap(a)
 	var want bytes.Buffer
 	done := make(chan []byte)
 	go func() {
 		got, _ := io.ReadAll(b)
 		done <- got
 	}()
-	bc.begin()
+	bc.Begin()
 	for i := 0; i < 300; i++ {
 		chunk := bytes.Repeat([]byte{byte(i)}, 1000)
 		want.Write(chunk)
@@ -28,7 +28,7 @@ func TestBatchConnKeepsOrder(t *testing.T) {
 			t.Fatalf("write %d: %d, %v", i, n, err)
 		}
 	}
-	if err := bc.flush(); err != nil {
+	if err := bc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bc.Write([]byte("direct")); err != nil {
@@ -39,7 +39,7 @@ func TestBatchConnKeepsOrder(t *testing.T) {
 	if got := <-done; !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("peer got %d bytes, want %d (or different content)", len(got), want.Len())
 	}
-	if cap(bc.buf) > 2*maxBatchBuffer {
+	if cap(bc.buf) > 2*MaxBuffer {
 		t.Fatalf("kept a %d-byte buffer after the batch", cap(bc.buf))
 	}
 }
