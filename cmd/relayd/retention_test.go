@@ -42,15 +42,17 @@ func TestMembersCatchUpAcrossRetention(t *testing.T) {
 			}
 		}
 	}
-	send("early", 5)                                                                   // 2..6
-	if _, err := alice.Add(ctx, op, carolID.Token(), crypto.RoleOfficer); err != nil { // 7
+	// Entries 2..6, the addition of carol at 7, 8..12, a key update at 13,
+	// then 14..16.
+	send("early", 5)
+	if _, err := alice.Add(ctx, op, carolID.Token(), crypto.RoleOfficer); err != nil {
 		t.Fatal(err)
 	}
-	send("middle", 5)                                   // 8..12
-	if _, err := alice.KeyUpdate(ctx, op); err != nil { // 13
+	send("middle", 5)
+	if _, err := alice.KeyUpdate(ctx, op); err != nil {
 		t.Fatal(err)
 	}
-	send("late", 3) // 14..16
+	send("late", 3)
 	if h := n.cluster.Head(op); h.Last != 16 {
 		t.Fatalf("log has %d entries, want 16", h.Last)
 	}
