@@ -51,15 +51,8 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 	})
 	change := func(action string, f func(ctx context.Context, req memberRequest) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if err := allow(r); err != nil {
-				httpError(w, http.StatusForbidden, err)
-				return
-			}
 			var req memberRequest
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				httpError(w, http.StatusBadRequest, err)
+			if !decodeChange(w, r, allow, &req) {
 				return
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout+10*time.Second)
@@ -103,15 +96,8 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 		return n.RemoveServer(ctx, req.ID)
 	}))
 	mux.HandleFunc("POST /cluster/admins", func(w http.ResponseWriter, r *http.Request) {
-		if err := allow(r); err != nil {
-			httpError(w, http.StatusForbidden, err)
-			return
-		}
 		var req adminsChange
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			httpError(w, http.StatusBadRequest, err)
+		if !decodeChange(w, r, allow, &req) {
 			return
 		}
 		args := map[string]string{"key": req.Key, "prev": req.Prev}
@@ -134,6 +120,23 @@ func (n *Node) AdminHandler(allow func(*http.Request) error) http.Handler {
 	})
 	n.retentionHandlers(mux, allow)
 	return mux
+}
+
+// decodeChange admits a cluster-change request (allow) and decodes its
+// JSON body (at most 4 KiB, no unknown fields) into v, answering the
+// request itself and returning false when either fails.
+func decodeChange(w http.ResponseWriter, r *http.Request, allow func(*http.Request) error, v any) bool {
+	if err := allow(r); err != nil {
+		httpError(w, http.StatusForbidden, err)
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return false
+	}
+	return true
 }
 
 // adminErrorCode maps an admin error to an HTTP status.

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -71,15 +69,8 @@ func (n *Node) retentionHandlers(mux *http.ServeMux, allow func(*http.Request) e
 		writeJSON(w, http.StatusOK, rep)
 	})
 	mux.HandleFunc("POST /cluster/retention", func(w http.ResponseWriter, r *http.Request) {
-		if err := allow(r); err != nil {
-			httpError(w, http.StatusForbidden, err)
-			return
-		}
 		var req retentionRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			httpError(w, http.StatusBadRequest, err)
+		if !decodeChange(w, r, allow, &req) {
 			return
 		}
 		var p Retention
@@ -99,14 +90,7 @@ func (n *Node) retentionHandlers(mux *http.ServeMux, allow func(*http.Request) e
 			return
 		}
 		if err := n.SetRetention(ctx, req.Op, p, req.Clear); err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, ErrInvalid):
-				code = http.StatusBadRequest
-			case errors.Is(err, ErrNotLeader):
-				code = http.StatusServiceUnavailable
-			}
-			httpError(w, code, err)
+			httpError(w, adminErrorCode(err), err)
 			return
 		}
 		rep, err := n.retentionReport(req.Op)

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -83,32 +82,19 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // sendControl forwards a control command to the leader at target and
 // returns the index it was applied at.
 func (n *Node) sendControl(ctx context.Context, target string, body []byte) (uint64, error) {
-	c, err := n.mux.dial(target, streamForward, 5*time.Second)
-	if err != nil {
-		return 0, fmt.Errorf("%w: reach %s: %w", ErrNotLeader, target, err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout+5*time.Second)
+		defer cancel()
 	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(d)
-	} else {
-		_ = c.SetDeadline(time.Now().Add(n.cfg.ApplyTimeout + 5*time.Second))
+	st, _, index, msg, err := n.forwardRequest(ctx, target, body)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return 0, err // the leader was not reached
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	case st != fwdOK:
+		return 0, fwdError(st, msg)
 	}
-	req := binary.AppendUvarint(nil, 1)
-	req = append(req, body...)
-	if err := writeFrame(c, req); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
-	}
-	resp, err := readFrame(newFrameReader(c))
-	if err != nil {
-		return 0, fmt.Errorf("%w: no answer from %s: %w", ErrUnknownOutcome, target, err)
-	}
-	_, outs, err := decodeFwdResponse(resp)
-	if err != nil || len(outs) != 1 {
-		return 0, fmt.Errorf("%w: bad answer from the leader", ErrUnknownOutcome)
-	}
-	if o := outs[0]; o.status != fwdOK {
-		return 0, fwdError(o.status, o.msg)
-	}
-	index := outs[0].index
 	return index, nil
 }

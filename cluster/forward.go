@@ -122,17 +122,18 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 	return b, err
 }
 
-// serveForwarding accepts forwarding streams from followers.
-func (n *Node) serveForwarding() {
+// serveStream accepts the mux's streams of one type and runs handle on
+// each in its own goroutine (counted in bg; handle calls bg.Done).
+func (n *Node) serveStream(stream byte, handle func(net.Conn)) {
 	defer n.bg.Done()
-	ln := n.mux.subs[streamForward]
+	ln := n.mux.subs[stream]
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		n.bg.Add(1)
-		go n.serveForwardConn(c)
+		go handle(c)
 	}
 }
 
@@ -155,89 +156,11 @@ func (n *Node) serveForwardConn(c net.Conn) {
 		close(stop)
 		c.Close()
 	}()
-	r := newFrameReader(c)
-	for {
-		b, err := readFrame(r)
-		if err != nil {
-			return
-		}
-		rd := reader{b: b}
-		id := rd.uvarint()
-		if rd.err != nil {
-			return
-		}
-		if len(rd.b) > 0 {
-			if _, ok := auditKind(rd.b[0]); ok {
-				kind, body := rd.b[0], rd.b[1:]
-				inflight.Add(1)
-				resp := newFwdResponse(id, 1, func(b []byte) {
-					defer inflight.Done()
-					wmu.Lock()
-					defer wmu.Unlock()
-					_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-					_ = writeFrame(c, b)
-				})
-				go func() {
-					seq, index, err := n.applyAdminLocal(kind, body)
-					resp.set(0, Result{Seq: seq}, index, err)
-				}()
-				continue
-			}
-		}
-		if len(rd.b) > 0 && rd.b[0] == commandMembership {
-			action, nid, addr, err := decodeMembership(rd.b)
-			if err != nil {
-				return
-			}
-			cert := peerCertificate(c)
-			inflight.Add(1)
-			resp := newFwdResponse(id, 1, func(b []byte) {
-				defer inflight.Done()
-				wmu.Lock()
-				defer wmu.Unlock()
-				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				_ = writeFrame(c, b)
-			})
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout+5*time.Second)
-				defer cancel()
-				if action != memberJoin {
-					resp.set(0, Result{}, 0, n.membership(ctx, action, nid, addr))
-					return
-				}
-				err := n.membership(ctx, memberAdd, nid, addr)
-				if err == nil {
-					n.recordJoin(ctx, nid, addr, cert)
-				}
-				resp.set(0, Result{}, 0, err)
-			}()
-			continue
-		}
-		if len(rd.b) > 0 && rd.b[0] == commandRetention {
-			body := rd.b
-			inflight.Add(1)
-			resp := newFwdResponse(id, 1, func(b []byte) {
-				defer inflight.Done()
-				wmu.Lock()
-				defer wmu.Unlock()
-				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				_ = writeFrame(c, b)
-			})
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+5*time.Second)
-				defer cancel()
-				index, err := n.applyControlRequest(ctx, body)
-				resp.set(0, Result{}, index, err)
-			}()
-			continue
-		}
-		cmd, err := decodeCommand(rd.b)
-		if err != nil || cmd.kind != commandPublish {
-			n.cfg.Logger.Warn("bad forwarded request; closing the stream", "remote", c.RemoteAddr(), "err", err, "kind", cmd.kind)
-			return
-		}
+	// respond makes the response of request id, carrying count outcomes;
+	// it is written once all are set. A failed write ends the stream.
+	respond := func(id uint64, count int) *fwdResponse {
 		inflight.Add(1)
-		resp := newFwdResponse(id, len(cmd.pubs), func(b []byte) {
+		return newFwdResponse(id, count, func(b []byte) {
 			defer inflight.Done()
 			wmu.Lock()
 			defer wmu.Unlock()
@@ -246,6 +169,71 @@ func (n *Node) serveForwardConn(c net.Conn) {
 				c.Close()
 			}
 		})
+	}
+	// single answers request id with the one outcome do returns, computed
+	// off the reading goroutine.
+	single := func(id uint64, do func() (Result, uint64, error)) {
+		resp := respond(id, 1)
+		go func() {
+			res, index, err := do()
+			resp.set(0, res, index, err)
+		}()
+	}
+	r := newFrameReader(c)
+	for {
+		b, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		rd := reader{b: b}
+		id := rd.uvarint()
+		if rd.err != nil || len(rd.b) == 0 {
+			return
+		}
+		if _, ok := auditKind(rd.b[0]); ok {
+			kind, body := rd.b[0], rd.b[1:]
+			single(id, func() (Result, uint64, error) {
+				seq, index, err := n.applyAdminLocal(kind, body)
+				return Result{Seq: seq}, index, err
+			})
+			continue
+		}
+		switch rd.b[0] {
+		case commandMembership:
+			action, nid, addr, err := decodeMembership(rd.b)
+			if err != nil {
+				return
+			}
+			cert := peerCertificate(c)
+			single(id, func() (Result, uint64, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout+5*time.Second)
+				defer cancel()
+				if action != memberJoin {
+					return Result{}, 0, n.membership(ctx, action, nid, addr)
+				}
+				err := n.membership(ctx, memberAdd, nid, addr)
+				if err == nil {
+					n.recordJoin(ctx, nid, addr, cert)
+				}
+				return Result{}, 0, err
+			})
+			continue
+		case commandRetention:
+			body := rd.b
+			single(id, func() (Result, uint64, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+5*time.Second)
+				defer cancel()
+				index, err := n.applyControlRequest(ctx, body)
+				return Result{}, index, err
+			})
+			continue
+		}
+		cmd, err := decodeCommand(rd.b)
+		if err != nil || cmd.kind != commandPublish {
+			n.cfg.Logger.Warn("bad forwarded request; closing the stream", "remote", c.RemoteAddr(), "err", err, "kind", cmd.kind)
+			return
+		}
+		resp := respond(id, len(cmd.pubs))
 		for i := range cmd.pubs {
 			n.enqueue(cmd.pubs[i], true, func(res Result, index uint64, err error) { resp.set(i, res, index, err) })
 		}

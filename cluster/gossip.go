@@ -204,20 +204,6 @@ func (s *gossipSender) run() {
 	}
 }
 
-// serveGossip accepts peers' gossip streams.
-func (n *Node) serveGossip() {
-	defer n.bg.Done()
-	ln := n.mux.subs[streamGossip]
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		n.bg.Add(1)
-		go n.serveGossipConn(c)
-	}
-}
-
 // serveGossipConn stores the reports a peer sends until the stream ends,
 // breaks the format, or stays silent for GossipTTL.
 func (n *Node) serveGossipConn(c net.Conn) {

@@ -180,31 +180,8 @@ func TestNoUnableToDecryptUnderConcurrentCommits(t *testing.T) {
 	}
 }
 
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
 // liaisonBinary builds the liaison CLI once per test run.
-func liaisonBinary(t testing.TB) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "liaison-bin")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliPath = filepath.Join(dir, "liaison")
-		if out, err := exec.Command("go", "build", "-o", cliPath, "../liaison").CombinedOutput(); err != nil {
-			cliErr = fmt.Errorf("build liaison: %v\n%s", err, out)
-		}
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
-}
+var liaisonBinary = buildOnce("liaison", "../liaison")
 
 // The README's newcomer flow, as written, with the real binaries: a relayd
 // process and the liaison CLI.

@@ -25,32 +25,8 @@ import (
 	"liaison/relay/wire"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// relaydBinary builds relayd once per test run.
-func relaydBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "relayd-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "relayd")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// relaydBinary builds relayd (with the race detector) once per test run.
+var relaydBinary = buildOnce("relayd", ".", "-race")
 
 // proc is a relayd process on loopback.
 type proc struct {

@@ -18,32 +18,9 @@ import (
 	"liaison/crypto"
 )
 
-var (
-	officersOnce sync.Once
-	officersPath string
-	officersErr  error
-)
-
 // officersBinary builds testdata/officers (without the race detector: the
 // officers' cryptography is not what the test examines) once per run.
-func officersBinary(t testing.TB) string {
-	t.Helper()
-	officersOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "liaison-officers")
-		if err != nil {
-			officersErr = err
-			return
-		}
-		officersPath = filepath.Join(dir, "officers")
-		if out, err := exec.Command("go", "build", "-o", officersPath, "./testdata/officers").CombinedOutput(); err != nil {
-			officersErr = fmt.Errorf("build officers: %v\n%s", err, out)
-		}
-	})
-	if officersErr != nil {
-		t.Fatal(officersErr)
-	}
-	return officersPath
-}
+var officersBinary = buildOnce("officers", "./testdata/officers")
 
 // officersProc is a running testdata/officers process.
 type officersProc struct {
