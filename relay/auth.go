@@ -2,7 +2,6 @@ package relay
 
 import (
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -107,7 +106,6 @@ func (c *conn) auth(f wire.Frame) bool {
 	// Keep what the access checks need; the HPKE key (over a kilobyte)
 	// would otherwise stay in memory for the connection's lifetime.
 	c.identity.Store(&crypto.Token{SigningKey: tok.SigningKey, Name: tok.Name, Signature: tok.Signature})
-	c.log = c.log.With("identity", hex.EncodeToString(tok.SigningKey[:8]))
 	if err := c.touch(); err != nil {
 		return false
 	}

@@ -4,9 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -16,15 +16,18 @@ import (
 	"liaison/relay/wire"
 )
 
-// conn is one client connection. The reader goroutine owns reads; the
+// conn is one client connection. Its reader is either a goroutine of its
+// own (readLoop, serveLoop) or, on Linux for plain TCP connections, the
+// server's poller, which starts a short-lived reader when the socket is
+// readable (poll.go), so that an idle connection has no goroutine. The
 // writer goroutine, started on demand, owns data writes; control frames
 // (ping, close) may be written from anywhere, as gorilla allows.
 type conn struct {
-	s    *Server
-	ws   *websocket.Conn
-	id   string
-	log  *slog.Logger
-	host string // source IP address, counted in Server.perAddr
+	s      *Server
+	ws     *websocket.Conn
+	id     string
+	log    connLog
+	remote string // the peer's "host:port"; its host is counted in Server.perAddr
 
 	// identity is the connection's authenticated identity (see Identity):
 	// set once by auth before welcome, nil until then.
@@ -34,23 +37,33 @@ type conn struct {
 	helloAt   time.Time     // when hello was sent (the challenge's age)
 	helloTime int64         // hello's time field, Unix ms (signed by the client)
 	channel   []byte        // TLS channel binding (tls-exporter), nil without TLS
-	inflight  chan struct{} // one token per publish awaiting commit
+	inflight  chan struct{} // one token per publish awaiting commit; made by the first publish
 	done      chan struct{} // closed by shutdown
 
-	// Used by the reader goroutine only.
+	// Used by the reader only (in turn by the polled readers, which
+	// rmu orders).
 	bucket bucket              // frame rate limit
-	ops    map[string]struct{} // operations used (MaxOps)
+	ops    map[string]struct{} // operations used (MaxOps); nil until the first
+
+	// Polled connections only (poll.go): the socket, the poller's id for
+	// it, and the WebSocket parse state while a frame is incomplete.
+	rc     syscall.RawConn
+	pollID uint64
+	parser *frameParser
+	rmu    sync.Mutex
+	phase  atomic.Int32 // phaseHello, phaseAuthed or phaseTimedOut
 
 	mu        sync.Mutex
-	room      *sync.Cond // broadcast when the queue drains or the conn closes
+	room      sync.Cond // broadcast when the queue drains or the conn closes
 	queue     []outFrame
 	queued    int // bytes in queue and being written
 	writing   bool
 	closed    bool
 	closeCode int // set: close after the queue is written
 	closeText string
-	subs      map[string]*subscription
-	pingTimer *time.Timer
+	subs      map[string]*subscription // nil until the first subscribe
+	timer     *time.Timer              // pings; for polled connections also the auth and idle deadlines
+	nextPing  int64                    // Unix ms of the next ping
 	// delivered is the highest sequence of each operation written to the
 	// connection (relay metadata for delivery tracking).
 	delivered map[string]uint64
@@ -68,18 +81,15 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 	c := &conn{
 		s:         s,
 		ws:        ws,
-		host:      remoteHost(remote),
+		remote:    remote,
 		bucket:    newBucket(s.cfg.MsgRate, s.cfg.MsgBurst),
-		ops:       make(map[string]struct{}),
 		id:        newSessionID(),
 		challenge: newChallenge(),
 		channel:   channelBinding(tlsState),
-		inflight:  make(chan struct{}, s.cfg.MaxInflight),
 		done:      make(chan struct{}),
-		subs:      make(map[string]*subscription),
 	}
-	c.room = sync.NewCond(&c.mu)
-	c.log = s.cfg.Logger.With("conn", c.id, "remote", remote)
+	c.room.L = &c.mu
+	c.log = connLog{c}
 	c.lastSeen.Store(time.Now().UnixMilli())
 	return c
 }
@@ -114,37 +124,43 @@ func (c *conn) serveLoop() {
 	defer c.endRead()
 	for {
 		f, ok := c.readFrame(true)
-		if !ok {
-			return
-		}
-		if err := c.touch(); err != nil {
-			return
-		}
-		if !c.bucket.take(time.Now()) {
-			if !c.rateLimited(f) {
-				return
-			}
-			continue
-		}
-		switch f := f.(type) {
-		case *wire.Subscribe:
-			c.subscribe(f)
-		case *wire.Unsubscribe:
-			c.unsubscribe(f.Op)
-		case *wire.Publish:
-			if !c.publish(f) {
-				return
-			}
-		case *wire.PresenceReq:
-			c.presence(f)
-		case *wire.Auth:
-			c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
-			return
-		default:
-			c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
+		if !ok || !c.serve(f) {
 			return
 		}
 	}
+}
+
+// serve handles one request of an authenticated connection; false ends
+// the connection.
+func (c *conn) serve(f wire.Frame) bool {
+	if err := c.touch(); err != nil {
+		return false
+	}
+	if !c.bucket.take(time.Now()) {
+		return c.rateLimited(f)
+	}
+	switch f := f.(type) {
+	case *wire.Subscribe:
+		c.mu.Lock()
+		if c.subs == nil && !c.closed {
+			c.subs = make(map[string]*subscription)
+		}
+		c.mu.Unlock()
+		c.subscribe(f)
+	case *wire.Unsubscribe:
+		c.unsubscribe(f.Op)
+	case *wire.Publish:
+		return c.publish(f)
+	case *wire.PresenceReq:
+		c.presence(f)
+	case *wire.Auth:
+		c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
+		return false
+	default:
+		c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
+		return false
+	}
+	return true
 }
 
 // readFrame reads and decodes one frame. On a read error or a malformed
@@ -155,7 +171,13 @@ func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
 		c.readFailed(err, authed)
 		return nil, false
 	}
-	if mt != websocket.BinaryMessage {
+	return c.decode(mt == websocket.TextMessage, data)
+}
+
+// decode decodes a client message; a text message or a malformed frame is
+// answered with bad_frame and returns false.
+func (c *conn) decode(text bool, data []byte) (wire.Frame, bool) {
+	if text {
 		c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
 		return nil, false
 	}
@@ -189,8 +211,13 @@ func isExpectedClose(err error) bool {
 	return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) || errors.Is(err, websocket.ErrCloseSent)
 }
 
+// touch records that the client was heard from. A reader goroutine's
+// idle deadline is its read deadline; a polled connection's is its timer.
 func (c *conn) touch() error {
 	c.lastSeen.Store(time.Now().UnixMilli())
+	if c.rc != nil {
+		return nil
+	}
 	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
@@ -204,13 +231,17 @@ func (c *conn) publish(f *wire.Publish) bool {
 		c.s.stats.publishes.inc(wire.CodeLimit.String())
 		return true
 	}
+	if c.inflight == nil {
+		c.inflight = make(chan struct{}, c.s.cfg.MaxInflight)
+	}
+	inflight := c.inflight
 	select {
-	case c.inflight <- struct{}{}:
+	case inflight <- struct{}{}:
 	default:
 		// At the limit: stop reading until a commit frees a slot, so the
 		// client is slowed by TCP rather than buffered in memory.
 		select {
-		case c.inflight <- struct{}{}:
+		case inflight <- struct{}{}:
 		case <-c.done:
 			return false
 		}
@@ -222,7 +253,7 @@ func (c *conn) publish(f *wire.Publish) bool {
 	copy(p.MsgID[:], f.MsgID)
 	req, op := f.Req, f.Op
 	c.s.log.Submit(p, func(r Result, err error) {
-		<-c.inflight
+		<-inflight
 		if err != nil {
 			code := codeFor(err)
 			c.s.stats.publishes.inc(code.String())
@@ -415,8 +446,8 @@ func (c *conn) shutdown() {
 	}
 	c.subs = nil
 	c.queue = nil
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 	if c.slowTimer != nil {
 		c.slowTimer.Stop()
@@ -428,26 +459,71 @@ func (c *conn) shutdown() {
 		c.s.hub.remove(s)
 	}
 	c.ws.Close()
+	if c.pollID != 0 {
+		c.s.poller.remove(c.pollID)
+	}
 	c.s.forget(c)
 }
 
+// startPings starts the connection's timer once it is authenticated: it
+// pings every PingInterval and, for a polled connection, closes it with
+// CloseIdle once nothing was received for IdleTimeout.
 func (c *conn) startPings() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+	now := time.Now()
+	c.nextPing = now.Add(c.s.cfg.PingInterval).UnixMilli()
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.s.cfg.PingInterval, c.tick)
+		return
+	}
+	c.timer.Reset(c.waitLocked(now))
 }
 
-func (c *conn) ping() {
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-		c.shutdown()
+// waitLocked is how long the timer waits from now: until the next ping or,
+// for a polled connection, the idle deadline if sooner. c.mu is held.
+func (c *conn) waitLocked(now time.Time) time.Duration {
+	wait := time.UnixMilli(c.nextPing).Sub(now)
+	if c.rc != nil {
+		if w := time.UnixMilli(c.lastSeen.Load()).Add(c.s.cfg.IdleTimeout).Sub(now); w < wait {
+			wait = w
+		}
+	}
+	return max(wait, time.Millisecond)
+}
+
+// tick runs on the connection's timer: the idle check of a polled
+// connection, then the ping when it is due.
+func (c *conn) tick() {
+	if c.rc != nil && c.phase.Load() == phaseHello {
+		c.authExpired()
+		return
+	}
+	now := time.Now()
+	if c.rc != nil && now.Sub(time.UnixMilli(c.lastSeen.Load())) >= c.s.cfg.IdleTimeout {
+		c.s.stats.limits.inc(limitIdle)
+		c.closeWith(wire.CloseIdle, "idle")
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.pingTimer.Reset(c.s.cfg.PingInterval)
+	due := now.UnixMilli() >= c.nextPing
+	c.mu.Unlock()
+	if due {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, now.Add(c.s.cfg.WriteTimeout)); err != nil {
+			c.shutdown()
+			return
+		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if due {
+		c.nextPing = now.Add(c.s.cfg.PingInterval).UnixMilli()
+	}
+	c.timer.Reset(c.waitLocked(now))
 }

@@ -90,6 +90,9 @@ func (c *conn) useOp(req uint64, op string) bool {
 		c.send(errorFrame(req, op, wire.CodeLimit, fmt.Sprintf("at most %d operations per connection", c.s.cfg.MaxOps)))
 		return false
 	}
+	if c.ops == nil {
+		c.ops = make(map[string]struct{})
+	}
 	c.ops[op] = struct{}{}
 	return true
 }

@@ -23,7 +23,10 @@ type Server struct {
 	hub      *hub
 	presence presenceTable
 	upgrader websocket.Upgrader
-	unwatch  func()
+	// pollUpgrader is for polled connections, whose reads do not go
+	// through gorilla: its read buffer is gorilla's smallest.
+	pollUpgrader websocket.Upgrader
+	unwatch      func()
 
 	stats stats
 
@@ -31,7 +34,14 @@ type Server struct {
 	conns   map[*conn]struct{}
 	perAddr map[string]int // open connections by source IP (MaxConnsPerAddr)
 	closed  bool
-	wg      sync.WaitGroup // every goroutine of every connection
+	wg      sync.WaitGroup // every goroutine of every connection, and the poller's
+
+	// poller watches the idle plain-TCP connections (Linux; poll.go),
+	// started with the first connection; nil until then, or if it could
+	// not start, or when noPoll is set (tests of the goroutine reader).
+	poller     *poller
+	pollFailed bool
+	noPoll     bool
 }
 
 // New returns a Server for log. Close it to release its connections.
@@ -45,6 +55,8 @@ func New(log Log, cfg Config) *Server {
 		CheckOrigin:       s.checkOrigin,
 		EnableCompression: false,
 	}
+	s.pollUpgrader = s.upgrader
+	s.pollUpgrader.ReadBufferSize = 1 // raised to gorilla's minimum (a control frame)
 	s.unwatch = log.Watch(s.announce)
 	return s
 }
@@ -96,7 +108,12 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	up := &s.upgrader
+	p := s.startPoller(r)
+	if p != nil {
+		up = &s.pollUpgrader
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.releaseAddrLocked(host)
@@ -115,6 +132,10 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if p != nil && c.startPolled(p) {
+		s.wg.Done()
+		return
+	}
 	go c.readLoop()
 }
 
@@ -122,7 +143,7 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
-		s.releaseAddrLocked(c.host)
+		s.releaseAddrLocked(remoteHost(c.remote))
 	}
 	s.mu.Unlock()
 }
@@ -144,6 +165,12 @@ func (s *Server) Close() error {
 	s.unwatch()
 	for _, c := range conns {
 		c.closeWith(websocket.CloseGoingAway, "node shutting down")
+	}
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
 	}
 	s.wg.Wait()
 	return nil

@@ -1,0 +1,240 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"liaison/internal/netbatch"
+	"liaison/relay/wire"
+)
+
+// Polled connections. An idle connection with a reader goroutine keeps that
+// goroutine's stack (4 KiB at least) and gorilla's read buffer for as long as
+// it stays idle. On Linux, a plain-TCP connection has no reader goroutine
+// instead: the server's poller (one epoll instance, one goroutine) watches
+// its socket, and when it becomes readable starts a short-lived reader
+// (readReady) that reads what arrived without waiting, parses the WebSocket
+// frames itself (frameParser), handles the requests exactly as the
+// goroutine reader does (serve), re-arms the socket and returns. TLS
+// connections, and every connection on other platforms, keep the reader
+// goroutine (readLoop).
+//
+// What the goroutine reader gets from read deadlines, a polled connection
+// gets from its timer (tick): the auth deadline (ChallengeTTL + 2 s after
+// hello, closed CloseAuth) and the idle timeout (IdleTimeout after the last
+// frame or pong, closed CloseIdle), besides the pings.
+
+// Phases of a polled connection.
+const (
+	phaseHello    = iota // hello sent, waiting for auth
+	phaseAuthed          // authenticated
+	phaseTimedOut        // no auth in time: closing
+)
+
+// readBufSize is the buffer a polled reader reads a socket into (pooled:
+// only running readers hold one).
+const readBufSize = 16 << 10
+
+var (
+	readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+	parsers  = sync.Pool{New: func() any { return new(frameParser) }}
+	errEOF   = io.EOF
+)
+
+// startPoller returns the server's poller, starting it with the first
+// connection, or nil when r's connection is to have a reader goroutine (TLS,
+// no epoll).
+func (s *Server) startPoller(r *http.Request) *poller {
+	if r.TLS != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poller != nil || s.pollFailed || s.noPoll || s.closed {
+		return s.poller
+	}
+	p, err := newPoller()
+	if err != nil {
+		s.pollFailed = true
+		s.cfg.Logger.Warn("connections will have reader goroutines", "err", err)
+		return nil
+	}
+	s.poller = p
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		p.run(s.pollReady)
+	}()
+	return p
+}
+
+// pollReady starts the reader of a connection whose socket is readable.
+func (s *Server) pollReady(c *conn) {
+	s.wg.Add(1)
+	go c.readReady()
+}
+
+// rawConn returns the socket under nc when the poller can watch it (TCP,
+// possibly batched), else nil.
+func rawConn(nc net.Conn) syscall.RawConn {
+	if bc, ok := nc.(*netbatch.Conn); ok {
+		nc = bc.Conn
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// startPolled sends hello and hands the connection to p; false if p cannot
+// watch it (the caller starts a reader goroutine instead).
+func (c *conn) startPolled(p *poller) bool {
+	rc := rawConn(c.ws.NetConn())
+	if rc == nil {
+		return false
+	}
+	c.rc = rc
+	c.helloAt = time.Now()
+	c.helloTime = c.helloAt.UnixMilli()
+	c.mu.Lock()
+	c.timer = time.AfterFunc(c.s.cfg.ChallengeTTL+authGrace, c.tick)
+	c.mu.Unlock()
+	id, err := p.add(c, rc)
+	if err != nil {
+		c.mu.Lock()
+		c.timer.Stop()
+		c.timer = nil
+		c.mu.Unlock()
+		c.rc = nil
+		return false
+	}
+	c.pollID = id
+	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
+	return true
+}
+
+// authExpired closes a polled connection that sent no auth in time.
+func (c *conn) authExpired() {
+	if !c.phase.CompareAndSwap(phaseHello, phaseTimedOut) {
+		return
+	}
+	c.s.stats.authFailures.inc(authTimeout)
+	c.closeWith(wire.CloseAuth, "no auth")
+}
+
+// readReady reads what the socket holds, serves it, and re-arms the socket
+// (or ends the connection).
+func (c *conn) readReady() {
+	defer c.s.wg.Done()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := readSocket(c.rc, buf)
+		if err != nil {
+			c.socketFailed(err)
+			return
+		}
+		if n == 0 {
+			break
+		}
+		if c.parser == nil {
+			c.parser = parsers.Get().(*frameParser)
+		}
+		ok, err := c.parser.feed(buf[:n], c.s.cfg.MaxFrame, c)
+		if err != nil {
+			c.parseFailed(err)
+			return
+		}
+		if !ok {
+			c.endRead()
+			return
+		}
+		if c.parser.idle() {
+			c.parser.ctl = c.parser.ctl[:0]
+			parsers.Put(c.parser)
+			c.parser = nil
+		}
+		if n < len(buf) {
+			break // drained, most likely; if not, arm reports it at once
+		}
+	}
+	if err := c.s.poller.arm(c.rc, c.pollID); err != nil {
+		c.shutdown() // closed meanwhile
+	}
+}
+
+// onMessage handles a client message of a polled connection (frameSink).
+func (c *conn) onMessage(text bool, data []byte) bool {
+	f, ok := c.decode(text, data)
+	if !ok {
+		return false
+	}
+	switch c.phase.Load() {
+	case phaseHello:
+		if !c.auth(f) {
+			return false
+		}
+		if !c.phase.CompareAndSwap(phaseHello, phaseAuthed) {
+			return false // the auth deadline passed meanwhile
+		}
+		c.startPings()
+		return true
+	case phaseAuthed:
+		return c.serve(f)
+	}
+	return false
+}
+
+// onControl handles a control frame of a polled connection (frameSink), as
+// gorilla's default handlers and the pong handler of readLoop do.
+func (c *conn) onControl(op byte, payload []byte) bool {
+	switch op {
+	case opPing:
+		err := c.ws.WriteControl(websocket.PongMessage, payload, time.Now().Add(time.Second))
+		return err == nil
+	case opPong:
+		return c.touch() == nil
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, closePayload(payload), time.Now().Add(time.Second))
+	return false
+}
+
+// socketFailed ends a polled connection whose socket read failed or that
+// the peer closed.
+func (c *conn) socketFailed(err error) {
+	if !errors.Is(err, errEOF) {
+		c.log.Debug("read ended", "err", err)
+	}
+	c.endRead()
+}
+
+// parseFailed ends a polled connection that broke the frame size limit
+// (closed 1009, as gorilla does) or the WebSocket protocol (1002).
+func (c *conn) parseFailed(err error) {
+	code := websocket.CloseProtocolError
+	text := err.Error()
+	if errors.Is(err, errReadLimit) {
+		c.s.stats.limits.inc(limitFrameSize)
+		c.log.Info("closing connection", "reason", "frame over the size limit", "limit", c.s.cfg.MaxFrame)
+		code, text = websocket.CloseMessageTooBig, ""
+	} else {
+		c.log.Debug("closing connection", "reason", text)
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	c.shutdown()
+}
