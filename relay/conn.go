@@ -24,7 +24,7 @@ import (
 // (ping, close) may be written from anywhere, as gorilla allows.
 type conn struct {
 	s      *Server
-	ws     *websocket.Conn
+	ws     wsConn // gorilla's Conn (reader goroutine) or a frameWriter (polled)
 	id     string
 	log    connLog
 	remote string // the peer's "host:port"; its host is counted in Server.perAddr
@@ -77,7 +77,7 @@ type conn struct {
 	abort     bool         // slow consumer: the writer stops after its current frame
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
+func newConn(s *Server, ws wsConn, remote string, tlsState *tls.ConnectionState) *conn {
 	c := &conn{
 		s:         s,
 		ws:        ws,
@@ -101,11 +101,12 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 // (docs/performance.md, memory per idle connection).
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
-	c.ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
-	c.ws.SetPongHandler(func(string) error { return c.touch() })
+	ws := c.ws.(*websocket.Conn)
+	ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
+	ws.SetPongHandler(func(string) error { return c.touch() })
 	c.helloAt = time.Now()
 	c.helloTime = c.helloAt.UnixMilli()
-	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
+	_ = ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
 	f, ok := c.readFrame(false)
@@ -166,7 +167,7 @@ func (c *conn) serve(f wire.Frame) bool {
 // readFrame reads and decodes one frame. On a read error or a malformed
 // frame (which it answers) it returns false.
 func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
-	mt, data, err := c.ws.ReadMessage()
+	mt, data, err := c.ws.(*websocket.Conn).ReadMessage()
 	if err != nil {
 		c.readFailed(err, authed)
 		return nil, false
@@ -218,7 +219,7 @@ func (c *conn) touch() error {
 	if c.rc != nil {
 		return nil
 	}
-	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	return c.ws.(*websocket.Conn).SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
 func (c *conn) publish(f *wire.Publish) bool {
@@ -454,13 +455,14 @@ func (c *conn) shutdown() {
 	}
 	c.room.Broadcast()
 	close(c.done)
+	pollID := c.pollID
 	c.mu.Unlock()
 	for _, s := range subs {
 		c.s.hub.remove(s)
 	}
 	c.ws.Close()
-	if c.pollID != 0 {
-		c.s.poller.remove(c.pollID)
+	if pollID != 0 {
+		c.s.poller.remove(pollID)
 	}
 	c.s.forget(c)
 }

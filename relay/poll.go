@@ -98,31 +98,26 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// startPolled sends hello and hands the connection to p; false if p cannot
-// watch it (the caller starts a reader goroutine instead).
-func (c *conn) startPolled(p *poller) bool {
-	rc := rawConn(c.ws.NetConn())
-	if rc == nil {
-		return false
-	}
+// startPolled hands the connection, whose socket is rc, to p and sends
+// hello. If p cannot watch the socket, it ends the connection.
+func (c *conn) startPolled(p *poller, rc syscall.RawConn) {
 	c.rc = rc
 	c.helloAt = time.Now()
 	c.helloTime = c.helloAt.UnixMilli()
 	c.mu.Lock()
 	c.timer = time.AfterFunc(c.s.cfg.ChallengeTTL+authGrace, c.tick)
 	c.mu.Unlock()
-	id, err := p.add(c, rc)
-	if err != nil {
+	err := p.add(c, rc, func(id uint64) {
 		c.mu.Lock()
-		c.timer.Stop()
-		c.timer = nil
+		c.pollID = id
 		c.mu.Unlock()
-		c.rc = nil
-		return false
+	})
+	if err != nil {
+		c.log.Warn("cannot watch the connection", "err", err)
+		c.closeWith(websocket.CloseInternalServerErr, "")
+		return
 	}
-	c.pollID = id
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
-	return true
 }
 
 // authExpired closes a polled connection that sent no auth in time.

@@ -92,18 +92,20 @@ func (p *poller) stop() {
 	_, _ = syscall.Write(p.wake[1], []byte{0})
 }
 
-// add watches rc's socket for c and returns its id; rc stays c's.
-func (p *poller) add(c *conn, rc syscall.RawConn) (uint64, error) {
+// add watches rc's socket for c, first calling setID with the id the
+// poller knows it by.
+func (p *poller) add(c *conn, rc syscall.RawConn, setID func(uint64)) error {
 	p.mu.Lock()
 	id := p.next
 	p.next++
+	setID(id)
 	p.conns[id] = c
 	p.mu.Unlock()
 	if err := p.ctl(rc, syscall.EPOLL_CTL_ADD, id); err != nil {
 		p.remove(id)
-		return 0, err
+		return err
 	}
-	return id, nil
+	return nil
 }
 
 // arm watches c's socket again after its reader drained it.

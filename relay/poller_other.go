@@ -16,8 +16,8 @@ func (p *poller) run(func(*conn)) {}
 
 func (p *poller) stop() {}
 
-func (p *poller) add(*conn, syscall.RawConn) (uint64, error) {
-	return 0, errors.New("no epoll on this platform")
+func (p *poller) add(*conn, syscall.RawConn, func(uint64)) error {
+	return errors.New("no epoll on this platform")
 }
 
 func (p *poller) arm(syscall.RawConn, uint64) error { return errors.New("no epoll on this platform") }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -120,19 +121,30 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		return // the upgrader has answered the request
 	}
-	c := newConn(s, ws, r.RemoteAddr, r.TLS)
+	var c *conn
+	var rc syscall.RawConn
+	if p != nil {
+		rc = rawConn(ws.NetConn())
+	}
+	if rc != nil {
+		// Polled: gorilla's Conn is dropped; frameWriter writes.
+		c = newConn(s, &frameWriter{nc: ws.NetConn()}, r.RemoteAddr, r.TLS)
+	} else {
+		c = newConn(s, ws, r.RemoteAddr, r.TLS)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.releaseAddrLocked(host)
 		s.mu.Unlock()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
-		ws.Close()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		c.ws.Close()
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if p != nil && c.startPolled(p) {
+	if rc != nil {
+		c.startPolled(p, rc)
 		s.wg.Done()
 		return
 	}
