@@ -38,7 +38,6 @@ type conn struct {
 	helloTime int64         // hello's time field, Unix ms (signed by the client)
 	channel   []byte        // TLS channel binding (tls-exporter), nil without TLS
 	inflight  chan struct{} // one token per publish awaiting commit; made by the first publish
-	done      chan struct{} // closed by shutdown
 
 	// Used by the reader only (in turn by the polled readers, which
 	// rmu orders).
@@ -61,9 +60,9 @@ type conn struct {
 	closed    bool
 	closeCode int // set: close after the queue is written
 	closeText string
+	done      chan struct{}            // closed by shutdown; made by doneChan
 	subs      map[string]*subscription // nil until the first subscribe
-	timer     *time.Timer              // pings; for polled connections also the auth and idle deadlines
-	nextPing  int64                    // Unix ms of the next ping
+	timer     *time.Timer              // pings (reader goroutine only; see startPings)
 	// delivered is the highest sequence of each operation written to the
 	// connection (relay metadata for delivery tracking).
 	delivered map[string]uint64
@@ -72,6 +71,7 @@ type conn struct {
 	joined map[string]int64
 
 	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
+	nextPing  atomic.Int64 // Unix ms of the next ping (polled)
 	fullSince time.Time    // since when queued >= QueueBytes/2; zero if not
 	slowTimer *time.Timer  // checks fullSince (checkSlow)
 	abort     bool         // slow consumer: the writer stops after its current frame
@@ -86,7 +86,6 @@ func newConn(s *Server, ws wsConn, remote string, tlsState *tls.ConnectionState)
 		id:        newSessionID(),
 		challenge: newChallenge(),
 		channel:   channelBinding(tlsState),
-		done:      make(chan struct{}),
 	}
 	c.room.L = &c.mu
 	c.log = connLog{c}
@@ -190,6 +189,20 @@ func (c *conn) decode(text bool, data []byte) (wire.Frame, bool) {
 	return f, true
 }
 
+// doneChan returns a channel closed when the connection has ended. It is
+// made on demand: few connections ever wait for it.
+func (c *conn) doneChan() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
 // endRead runs when the reader stops. If an error frame is waiting to be
 // written before the close, it lets the writer finish (bounded by the write
 // timeout); otherwise it ends the connection now.
@@ -201,7 +214,7 @@ func (c *conn) endRead() {
 		t := time.NewTimer(c.s.cfg.WriteTimeout + time.Second)
 		defer t.Stop()
 		select {
-		case <-c.done:
+		case <-c.doneChan():
 		case <-t.C:
 		}
 	}
@@ -243,7 +256,7 @@ func (c *conn) publish(f *wire.Publish) bool {
 		// client is slowed by TCP rather than buffered in memory.
 		select {
 		case inflight <- struct{}{}:
-		case <-c.done:
+		case <-c.doneChan():
 			return false
 		}
 	}
@@ -454,7 +467,9 @@ func (c *conn) shutdown() {
 		c.slowTimer.Stop()
 	}
 	c.room.Broadcast()
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	pollID := c.pollID
 	c.mu.Unlock()
 	for _, s := range subs {
@@ -467,65 +482,40 @@ func (c *conn) shutdown() {
 	c.s.forget(c)
 }
 
-// startPings starts the connection's timer once it is authenticated: it
-// pings every PingInterval and, for a polled connection, closes it with
-// CloseIdle once nothing was received for IdleTimeout.
+// startPings starts the pings of an authenticated connection: its own
+// timer for a connection with a reader goroutine; the poller's sweep for a
+// polled one (poll.go), which also enforces IdleTimeout.
 func (c *conn) startPings() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	now := time.Now()
-	c.nextPing = now.Add(c.s.cfg.PingInterval).UnixMilli()
-	if c.timer == nil {
-		c.timer = time.AfterFunc(c.s.cfg.PingInterval, c.tick)
-		return
-	}
-	c.timer.Reset(c.waitLocked(now))
-}
-
-// waitLocked is how long the timer waits from now: until the next ping or,
-// for a polled connection, the idle deadline if sooner. c.mu is held.
-func (c *conn) waitLocked(now time.Time) time.Duration {
-	wait := time.UnixMilli(c.nextPing).Sub(now)
+	c.nextPing.Store(time.Now().Add(c.s.cfg.PingInterval).UnixMilli())
 	if c.rc != nil {
-		if w := time.UnixMilli(c.lastSeen.Load()).Add(c.s.cfg.IdleTimeout).Sub(now); w < wait {
-			wait = w
-		}
-	}
-	return max(wait, time.Millisecond)
-}
-
-// tick runs on the connection's timer: the idle check of a polled
-// connection, then the ping when it is due.
-func (c *conn) tick() {
-	if c.rc != nil && c.phase.Load() == phaseHello {
-		c.authExpired()
 		return
-	}
-	now := time.Now()
-	if c.rc != nil && now.Sub(time.UnixMilli(c.lastSeen.Load())) >= c.s.cfg.IdleTimeout {
-		c.s.stats.limits.inc(limitIdle)
-		c.closeWith(wire.CloseIdle, "idle")
-		return
-	}
-	c.mu.Lock()
-	due := now.UnixMilli() >= c.nextPing
-	c.mu.Unlock()
-	if due {
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, now.Add(c.s.cfg.WriteTimeout)); err != nil {
-			c.shutdown()
-			return
-		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	if due {
-		c.nextPing = now.Add(c.s.cfg.PingInterval).UnixMilli()
+	c.timer = time.AfterFunc(c.s.cfg.PingInterval, c.tick)
+}
+
+// tick pings a connection with a reader goroutine every PingInterval.
+func (c *conn) tick() {
+	if !c.ping() {
+		return
 	}
-	c.timer.Reset(c.waitLocked(now))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.timer.Reset(c.s.cfg.PingInterval)
+	}
+}
+
+// ping sends a ping; if that fails, it ends the connection and returns
+// false.
+func (c *conn) ping() bool {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.shutdown()
+		return false
+	}
+	return true
 }

@@ -26,16 +26,19 @@ import (
 // connections, and every connection on other platforms, keep the reader
 // goroutine (readLoop).
 //
-// What the goroutine reader gets from read deadlines, a polled connection
-// gets from its timer (tick): the auth deadline (ChallengeTTL + 2 s after
-// hello, closed CloseAuth) and the idle timeout (IdleTimeout after the last
-// frame or pong, closed CloseIdle), besides the pings.
+// What the goroutine reader gets from read deadlines and its ping timer, a
+// polled connection gets from the poller's sweep (due), which checks every
+// watched connection a few times per deadline: the auth deadline
+// (ChallengeTTL + 2 s after hello, closed CloseAuth), the idle timeout
+// (IdleTimeout after the last frame or pong, closed CloseIdle) and the
+// pings; so a polled connection needs no timer either.
 
 // Phases of a polled connection.
 const (
 	phaseHello    = iota // hello sent, waiting for auth
 	phaseAuthed          // authenticated
 	phaseTimedOut        // no auth in time: closing
+	phaseIdle            // idle for IdleTimeout: closing
 )
 
 // readBufSize is the buffer a polled reader reads a socket into (pooled:
@@ -70,7 +73,7 @@ func (s *Server) startPoller(r *http.Request) *poller {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		p.run(s.pollReady)
+		p.run(s.pollReady, func() { s.sweep(p) }, s.sweepEvery())
 	}()
 	return p
 }
@@ -104,9 +107,6 @@ func (c *conn) startPolled(p *poller, rc syscall.RawConn) {
 	c.rc = rc
 	c.helloAt = time.Now()
 	c.helloTime = c.helloAt.UnixMilli()
-	c.mu.Lock()
-	c.timer = time.AfterFunc(c.s.cfg.ChallengeTTL+authGrace, c.tick)
-	c.mu.Unlock()
 	err := p.add(c, rc, func(id uint64) {
 		c.mu.Lock()
 		c.pollID = id
@@ -120,13 +120,66 @@ func (c *conn) startPolled(p *poller, rc syscall.RawConn) {
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 }
 
+// sweepEvery is how often the poller checks its connections' deadlines:
+// a tenth of the shortest, within [5 ms, 1 s].
+func (s *Server) sweepEvery() time.Duration {
+	d := min(s.cfg.PingInterval, s.cfg.IdleTimeout, s.cfg.ChallengeTTL+authGrace) / 10
+	return min(max(d, 5*time.Millisecond), time.Second)
+}
+
+// due reports what a polled connection's deadlines call for at now (Unix
+// ms): authExpired, idleExpired, ping, or nil. It claims the action, so a
+// later sweep does not repeat it. The poller calls it for every connection
+// it watches, every sweepEvery, so it only loads and compares.
+func (c *conn) due(now int64) func() {
+	switch c.phase.Load() {
+	case phaseHello:
+		if now >= c.helloTime+(c.s.cfg.ChallengeTTL+authGrace).Milliseconds() && c.phase.CompareAndSwap(phaseHello, phaseTimedOut) {
+			return c.authExpired
+		}
+	case phaseAuthed:
+		if now-c.lastSeen.Load() >= c.s.cfg.IdleTimeout.Milliseconds() && c.phase.CompareAndSwap(phaseAuthed, phaseIdle) {
+			return c.idleExpired
+		}
+		if next := c.nextPing.Load(); now >= next && c.nextPing.CompareAndSwap(next, now+c.s.cfg.PingInterval.Milliseconds()) {
+			return c.pingPolled
+		}
+	}
+	return nil
+}
+
 // authExpired closes a polled connection that sent no auth in time.
 func (c *conn) authExpired() {
-	if !c.phase.CompareAndSwap(phaseHello, phaseTimedOut) {
-		return
-	}
 	c.s.stats.authFailures.inc(authTimeout)
 	c.closeWith(wire.CloseAuth, "no auth")
+}
+
+// idleExpired closes a polled connection that sent nothing, not even a
+// pong, for IdleTimeout.
+func (c *conn) idleExpired() {
+	c.s.stats.limits.inc(limitIdle)
+	c.closeWith(wire.CloseIdle, "idle")
+}
+
+func (c *conn) pingPolled() { c.ping() }
+
+// sweep runs the due actions of the polled connections, each on a
+// goroutine of its own (a write may wait up to WriteTimeout).
+func (s *Server) sweep(p *poller) {
+	now := time.Now().UnixMilli()
+	var acts []func()
+	p.each(func(c *conn) {
+		if act := c.due(now); act != nil {
+			acts = append(acts, act)
+		}
+	})
+	for _, act := range acts {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			act()
+		}()
+	}
 }
 
 // readReady reads what the socket holds, serves it, and re-arms the socket
@@ -184,11 +237,9 @@ func (c *conn) onMessage(text bool, data []byte) bool {
 		if !c.auth(f) {
 			return false
 		}
-		if !c.phase.CompareAndSwap(phaseHello, phaseAuthed) {
-			return false // the auth deadline passed meanwhile
-		}
-		c.startPings()
-		return true
+		c.nextPing.Store(time.Now().Add(c.s.cfg.PingInterval).UnixMilli())
+		// Fails if the auth deadline passed meanwhile.
+		return c.phase.CompareAndSwap(phaseHello, phaseAuthed)
 	case phaseAuthed:
 		return c.serve(f)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // pollEvents are the events a connection waits for: readable, or the peer
@@ -53,13 +54,18 @@ func (p *poller) closeFDs() {
 }
 
 // run waits for events until stop, calling ready for each connection whose
-// socket is readable (or closed by the peer). It closes the poller's file
-// descriptors when it returns.
-func (p *poller) run(ready func(*conn)) {
+// socket is readable (or closed by the peer), and sweep every interval. It
+// closes the poller's file descriptors when it returns.
+func (p *poller) run(ready func(*conn), sweep func(), every time.Duration) {
 	defer p.closeFDs()
 	events := make([]syscall.EpollEvent, 128)
+	next := time.Now().Add(every)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if wait := time.Until(next); wait <= 0 {
+			sweep()
+			next = time.Now().Add(every)
+		}
+		n, err := syscall.EpollWait(p.epfd, events, int(max(time.Until(next).Milliseconds(), 1)))
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
@@ -81,6 +87,15 @@ func (p *poller) run(ready func(*conn)) {
 				ready(c)
 			}
 		}
+	}
+}
+
+// each calls fn for every watched connection; fn must not block.
+func (p *poller) each(fn func(*conn)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		fn(c)
 	}
 }
 

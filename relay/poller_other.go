@@ -5,6 +5,7 @@ package relay
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // poller is Linux only: elsewhere every connection has a reader goroutine.
@@ -12,7 +13,9 @@ type poller struct{}
 
 func newPoller() (*poller, error) { return nil, errors.New("no epoll on this platform") }
 
-func (p *poller) run(func(*conn)) {}
+func (p *poller) run(func(*conn), func(), time.Duration) {}
+
+func (p *poller) each(func(*conn)) {}
 
 func (p *poller) stop() {}
 
