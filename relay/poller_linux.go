@@ -176,3 +176,13 @@ func readSocket(rc syscall.RawConn, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// canPoll reports whether this system can run a poller.
+func canPoll() error {
+	p, err := newPoller()
+	if err != nil {
+		return err
+	}
+	p.closeFDs()
+	return nil
+}

@@ -30,3 +30,5 @@ func (p *poller) remove(uint64) {}
 func readSocket(syscall.RawConn, []byte) (int, error) {
 	return 0, errors.New("no epoll on this platform")
 }
+
+func canPoll() error { return errors.New("no epoll on this platform") }

@@ -129,6 +129,12 @@ func (p *frameParser) header(b []byte, limit int) ([]byte, error) {
 			}
 		}
 		if need == 2 {
+			switch {
+			case p.hdr[0]&0x70 != 0:
+				return b, protocolError("reserved bits set")
+			case p.hdr[1]&0x80 == 0:
+				return b, protocolError("client frame not masked")
+			}
 			need = 2 + 4
 			switch p.hdr[1] & 0x7f {
 			case 126:
@@ -144,20 +150,13 @@ func (p *frameParser) header(b []byte, limit int) ([]byte, error) {
 	}
 	h := p.hdr[:p.nhdr]
 	p.nhdr = 0
-	fin, rsv, op := h[0]&0x80 != 0, h[0]&0x70, h[0]&0x0f
-	masked, n := h[1]&0x80 != 0, uint64(h[1]&0x7f)
-	rest := h[2:]
+	fin, op := h[0]&0x80 != 0, h[0]&0x0f
+	n, rest := uint64(h[1]&0x7f), h[2:]
 	switch n {
 	case 126:
 		n, rest = uint64(binary.BigEndian.Uint16(rest)), rest[2:]
 	case 127:
 		n, rest = binary.BigEndian.Uint64(rest), rest[8:]
-	}
-	switch {
-	case rsv != 0:
-		return b, protocolError("reserved bits set")
-	case !masked:
-		return b, protocolError("client frame not masked")
 	}
 	switch op {
 	case opClose, opPing, opPong:
