@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// errPollerClosed reports a poller that has stopped.
+var errPollerClosed = errors.New("poller stopped")
+
 // pollEvents are the events a connection waits for: readable, or the peer
 // gone. One-shot: after an event the connection is not watched again until
 // its reader re-arms it, so one reader at most runs per connection.
@@ -21,6 +24,10 @@ const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
 type poller struct {
 	epfd int
 	wake [2]int // a pipe: writing to wake[1] stops run
+	// fdmu guards the descriptors against use after run closed them (a
+	// closed number may be reused by another file).
+	fdmu     sync.RWMutex
+	fdClosed bool
 
 	mu      sync.Mutex
 	conns   map[uint64]*conn // watched connections by id (the event's data)
@@ -48,6 +55,9 @@ func newPoller() (*poller, error) {
 }
 
 func (p *poller) closeFDs() {
+	p.fdmu.Lock()
+	defer p.fdmu.Unlock()
+	p.fdClosed = true
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
 	syscall.Close(p.epfd)
@@ -104,7 +114,11 @@ func (p *poller) stop() {
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
-	_, _ = syscall.Write(p.wake[1], []byte{0})
+	p.fdmu.RLock()
+	defer p.fdmu.RUnlock()
+	if !p.fdClosed {
+		_, _ = syscall.Write(p.wake[1], []byte{0})
+	}
 }
 
 // add watches rc's socket for c, first calling setID with the id the
@@ -132,6 +146,11 @@ func (p *poller) arm(rc syscall.RawConn, id uint64) error {
 // and reused descriptor number is never touched.
 func (p *poller) ctl(rc syscall.RawConn, op int, id uint64) error {
 	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	p.fdmu.RLock()
+	defer p.fdmu.RUnlock()
+	if p.fdClosed {
+		return errPollerClosed
+	}
 	var cerr error
 	err := rc.Control(func(fd uintptr) {
 		cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)

@@ -31,8 +31,13 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallFrame+maxH
 // maxHeader is the largest server frame header (no mask).
 const maxHeader = 10
 
-// errControlTooLong reports a control frame payload over 125 bytes.
-var errControlTooLong = errors.New("websocket: control frame payload over 125 bytes")
+// errControlTooLong reports a control frame payload over 125 bytes;
+// errWriteTimeout, a control frame that could not be written before its
+// deadline because a data frame was being written.
+var (
+	errControlTooLong = errors.New("websocket: control frame payload over 125 bytes")
+	errWriteTimeout   = errors.New("websocket: timed out waiting for a write in progress")
+)
 
 // frameWriter writes server WebSocket frames (RFC 6455: unmasked, one
 // frame per message, no extensions) on a polled connection. Like gorilla's
@@ -67,7 +72,14 @@ func (w *frameWriter) WriteControl(messageType int, data []byte, deadline time.T
 	if len(data) > maxControlPayload {
 		return errControlTooLong
 	}
-	w.mu.Lock()
+	// Like gorilla, wait for a data write in progress only until the
+	// deadline (it may itself wait up to WriteTimeout).
+	for wait := 100 * time.Microsecond; !w.mu.TryLock(); wait = min(2*wait, 10*time.Millisecond) {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return errWriteTimeout
+		}
+		time.Sleep(wait)
+	}
 	defer w.mu.Unlock()
 	return w.writeLocked(byte(messageType), data, deadline)
 }
