@@ -42,8 +42,9 @@ func channelBinding(cs *tls.ConnectionState) []byte {
 	return b
 }
 
-// Identity returns the connection's authenticated identity (its verified
-// token without the HPKE key, which the relay has no use for), or nil before
+// Identity returns the connection's authenticated identity (the signing key
+// and name of its verified token, without the HPKE key and the signature,
+// which the relay has no use for), or nil before
 // the handshake completes. It is set once, before
 // welcome is sent, and never changes: every request on the connection is
 // made by this identity.
@@ -78,7 +79,7 @@ func (c *conn) auth(f wire.Frame) bool {
 	if a.Version != wire.Version {
 		return c.refuseAuth(authVersion, wire.CodeVersion, fmt.Sprintf("version %d not supported; this node speaks %d", a.Version, wire.Version))
 	}
-	if time.Since(c.helloAt) > c.s.cfg.ChallengeTTL {
+	if time.Since(time.UnixMilli(c.helloTime)) > c.s.cfg.ChallengeTTL {
 		return c.refuseAuth(authExpired, wire.CodeUnauthenticated, fmt.Sprintf("the challenge expired (%s after hello)", c.s.cfg.ChallengeTTL))
 	}
 	if len(a.Identity) == 0 || len(a.Signature) == 0 {
@@ -103,9 +104,10 @@ func (c *conn) auth(f wire.Frame) bool {
 	if c.channel != nil && login.Channel == nil {
 		c.s.stats.unboundLogins.Add(1)
 	}
-	// Keep what the access checks need; the HPKE key (over a kilobyte)
-	// would otherwise stay in memory for the connection's lifetime.
-	c.identity.Store(&crypto.Token{SigningKey: tok.SigningKey, Name: tok.Name, Signature: tok.Signature})
+	// Keep what the access checks and presence need; the HPKE key (over a
+	// kilobyte) and the signature would otherwise stay in memory for the
+	// connection's lifetime.
+	c.identity.Store(&crypto.Token{SigningKey: tok.SigningKey, Name: tok.Name})
 	if err := c.touch(); err != nil {
 		return false
 	}

@@ -34,8 +34,7 @@ type conn struct {
 	identity atomic.Pointer[crypto.Token]
 
 	challenge []byte        // this connection's login challenge; nil once used
-	helloAt   time.Time     // when hello was sent (the challenge's age)
-	helloTime int64         // hello's time field, Unix ms (signed by the client)
+	helloTime int64         // when hello was sent, Unix ms: its time field (signed by the client) and the challenge's age
 	channel   []byte        // TLS channel binding (tls-exporter), nil without TLS
 	inflight  chan struct{} // one token per publish awaiting commit; made by the first publish
 
@@ -72,7 +71,7 @@ type conn struct {
 
 	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
 	nextPing  atomic.Int64 // Unix ms of the next ping (polled)
-	fullSince time.Time    // since when queued >= QueueBytes/2; zero if not
+	fullSince int64        // since when (Unix ns) queued >= QueueBytes/2; zero if not
 	slowTimer *time.Timer  // checks fullSince (checkSlow)
 	abort     bool         // slow consumer: the writer stops after its current frame
 }
@@ -103,9 +102,9 @@ func (c *conn) readLoop() {
 	ws := c.ws.(*websocket.Conn)
 	ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
 	ws.SetPongHandler(func(string) error { return c.touch() })
-	c.helloAt = time.Now()
-	c.helloTime = c.helloAt.UnixMilli()
-	_ = ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
+	now := time.Now()
+	c.helloTime = now.UnixMilli()
+	_ = ws.SetReadDeadline(now.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
 	f, ok := c.readFrame(false)

@@ -27,7 +27,7 @@ const (
 // reader goroutine uses it.
 type bucket struct {
 	rate, burst, tokens float64
-	last                time.Time
+	last                int64 // Unix ns of the last take; 0 before the first
 	strikes             int // frames refused in a row
 }
 
@@ -40,13 +40,13 @@ func (b *bucket) take(now time.Time) bool {
 	if b.rate < 0 {
 		return true
 	}
-	if !b.last.IsZero() {
-		b.tokens += now.Sub(b.last).Seconds() * b.rate
+	if b.last != 0 {
+		b.tokens += now.Sub(time.Unix(0, b.last)).Seconds() * b.rate
 		if b.tokens > b.burst {
 			b.tokens = b.burst
 		}
 	}
-	b.last = now
+	b.last = now.UnixNano()
 	if b.tokens >= 1 {
 		b.tokens--
 		b.strikes = 0
@@ -124,15 +124,15 @@ func (c *conn) readFailed(err error, authed bool) {
 func (c *conn) noteQueueLocked() {
 	full := c.queued >= c.s.cfg.QueueBytes/2
 	switch {
-	case full && c.fullSince.IsZero():
-		c.fullSince = time.Now()
+	case full && c.fullSince == 0:
+		c.fullSince = time.Now().UnixNano()
 		if c.slowTimer == nil {
 			c.slowTimer = time.AfterFunc(c.s.cfg.SlowConsumerTimeout, c.checkSlow)
 		} else {
 			c.slowTimer.Reset(c.s.cfg.SlowConsumerTimeout)
 		}
-	case !full && !c.fullSince.IsZero():
-		c.fullSince = time.Time{}
+	case !full && c.fullSince != 0:
+		c.fullSince = 0
 	}
 }
 
@@ -141,10 +141,10 @@ func (c *conn) noteQueueLocked() {
 func (c *conn) checkSlow() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.closeCode != 0 || c.fullSince.IsZero() {
+	if c.closed || c.closeCode != 0 || c.fullSince == 0 {
 		return
 	}
-	if left := c.s.cfg.SlowConsumerTimeout - time.Since(c.fullSince); left > 0 {
+	if left := c.s.cfg.SlowConsumerTimeout - time.Since(time.Unix(0, c.fullSince)); left > 0 {
 		c.slowTimer.Reset(left)
 		return
 	}

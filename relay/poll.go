@@ -105,8 +105,7 @@ func rawConn(nc net.Conn) syscall.RawConn {
 // hello. If p cannot watch the socket, it ends the connection.
 func (c *conn) startPolled(p *poller, rc syscall.RawConn) {
 	c.rc = rc
-	c.helloAt = time.Now()
-	c.helloTime = c.helloAt.UnixMilli()
+	c.helloTime = time.Now().UnixMilli()
 	err := p.add(c, rc, func(id uint64) {
 		c.mu.Lock()
 		c.pollID = id
