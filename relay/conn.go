@@ -71,7 +71,7 @@ type conn struct {
 
 	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
 	nextPing  atomic.Int64 // Unix ms of the next ping (polled)
-	fullSince int64        // since when (Unix ns) queued >= QueueBytes/2; zero if not
+	fullSince int64        // since when (mono) queued >= QueueBytes/2; zero if not
 	slowTimer *time.Timer  // checks fullSince (checkSlow)
 	abort     bool         // slow consumer: the writer stops after its current frame
 }
