@@ -49,7 +49,7 @@ type conn struct {
 	pollID uint64
 	parser *frameParser
 	rmu    sync.Mutex
-	phase  atomic.Int32 // phaseHello, phaseAuthed or phaseTimedOut
+	phase  atomic.Int32 // phaseHello, phaseAuthed, phaseTimedOut or phaseIdle
 
 	mu        sync.Mutex
 	room      sync.Cond // broadcast when the queue drains or the conn closes
@@ -225,7 +225,8 @@ func isExpectedClose(err error) bool {
 }
 
 // touch records that the client was heard from. A reader goroutine's
-// idle deadline is its read deadline; a polled connection's is its timer.
+// idle deadline is its read deadline; the poller's sweep checks a polled
+// connection's.
 func (c *conn) touch() error {
 	c.lastSeen.Store(time.Now().UnixMilli())
 	if c.rc != nil {

@@ -101,12 +101,11 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// startPolled hands the connection, whose socket is rc, to p and sends
+// startPolled hands the connection, whose socket is c.rc, to p and sends
 // hello. If p cannot watch the socket, it ends the connection.
-func (c *conn) startPolled(p *poller, rc syscall.RawConn) {
-	c.rc = rc
+func (c *conn) startPolled(p *poller) {
 	c.helloTime = time.Now().UnixMilli()
-	err := p.add(c, rc, func(id uint64) {
+	err := p.add(c, c.rc, func(id uint64) {
 		c.mu.Lock()
 		c.pollID = id
 		c.mu.Unlock()

@@ -129,6 +129,7 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if rc != nil {
 		// Polled: gorilla's Conn is dropped; frameWriter writes.
 		c = newConn(s, &frameWriter{nc: ws.NetConn()}, r.RemoteAddr, r.TLS)
+		c.rc = rc
 	} else {
 		c = newConn(s, ws, r.RemoteAddr, r.TLS)
 	}
@@ -144,7 +145,7 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if rc != nil {
-		c.startPolled(p, rc)
+		c.startPolled(p)
 		s.wg.Done()
 		return
 	}
