@@ -28,7 +28,7 @@ const (
 type bucket struct {
 	rate, burst, tokens float64
 	last                int64 // monotonic ns (mono) of the last take
-	strikes             int // frames refused in a row
+	strikes             int   // frames refused in a row
 }
 
 func newBucket(rate float64, burst int) bucket {
