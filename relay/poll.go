@@ -60,7 +60,10 @@ func (s *Server) startPoller(r *http.Request) *poller {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.poller != nil || s.pollFailed || s.noPoll || s.closed {
+	if s.pollFailed || s.noPoll || s.closed {
+		return nil
+	}
+	if s.poller != nil {
 		return s.poller
 	}
 	p, err := newPoller()
@@ -73,9 +76,26 @@ func (s *Server) startPoller(r *http.Request) *poller {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		p.run(s.pollReady, func() { s.sweep(p) }, s.sweepEvery())
+		if err := p.run(s.pollReady, func() { s.sweep(p) }, s.sweepEvery()); err != nil {
+			s.pollerFailed(p, err)
+		}
 	}()
 	return p
+}
+
+// pollerFailed handles a poller that stopped on an error (not expected):
+// its connections are closed with 1011 so that their clients reconnect,
+// and later connections get reader goroutines.
+func (s *Server) pollerFailed(p *poller, err error) {
+	s.cfg.Logger.Error("connection poller failed; closing its connections", "err", err)
+	s.mu.Lock()
+	s.pollFailed = true
+	s.mu.Unlock()
+	var conns []*conn
+	p.each(func(c *conn) { conns = append(conns, c) })
+	for _, c := range conns {
+		c.closeWith(websocket.CloseInternalServerErr, "")
+	}
 }
 
 // pollReady starts the reader of a connection whose socket is readable.

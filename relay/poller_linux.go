@@ -65,8 +65,9 @@ func (p *poller) closeFDs() {
 
 // run waits for events until stop, calling ready for each connection whose
 // socket is readable (or closed by the peer), and sweep every interval. It
-// closes the poller's file descriptors when it returns.
-func (p *poller) run(ready func(*conn), sweep func(), every time.Duration) {
+// closes the poller's file descriptors when it returns: nil after stop, the
+// error if epoll failed.
+func (p *poller) run(ready func(*conn), sweep func(), every time.Duration) error {
 	defer p.closeFDs()
 	events := make([]syscall.EpollEvent, 128)
 	next := time.Now().Add(every)
@@ -80,16 +81,14 @@ func (p *poller) run(ready func(*conn), sweep func(), every time.Duration) {
 			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
-			// Not expected; the watched connections end by their idle
-			// timers.
-			return
+			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			p.mu.Lock()
 			if id == 0 && p.stopped {
 				p.mu.Unlock()
-				return
+				return nil
 			}
 			c := p.conns[id]
 			p.mu.Unlock()

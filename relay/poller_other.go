@@ -13,7 +13,7 @@ type poller struct{}
 
 func newPoller() (*poller, error) { return nil, errors.New("no epoll on this platform") }
 
-func (p *poller) run(func(*conn), func(), time.Duration) {}
+func (p *poller) run(func(*conn), func(), time.Duration) error { return nil }
 
 func (p *poller) each(func(*conn)) {}
 
