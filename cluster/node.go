@@ -80,7 +80,11 @@ func Open(cfg Config) (*Node, error) {
 			n.closeStores()
 		}
 	}()
-	if n.st, err = openStore(filepath.Join(c.DataDir, "fsm.db")); err != nil {
+	dur, err := prepareFSMFile(filepath.Join(c.DataDir, "fsm.db"), c.FSMSync, c.bootID, c.Logger.With("component", "fsm"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if n.st, err = openFSMStore(dur); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if n.fsm, err = newFSM(n.st, c.Logger.With("component", "fsm"), n.onFatal); err != nil {
@@ -460,6 +464,13 @@ func (n *Node) Ready() error {
 	}
 	if addr, _ := n.raft.LeaderWithID(); addr == "" {
 		return fmt.Errorf("%w: no leader", ErrNotReady)
+	}
+	// Raft starts with a commit index of 0 and learns the real one from
+	// the leader's first AppendEntries after it (a heartbeat does not
+	// carry it): until then the node cannot tell how far behind it is,
+	// for example while replaying its log after a restart.
+	if n.raft.CommitIndex() == 0 {
+		return fmt.Errorf("%w: commit index not yet known", ErrNotReady)
 	}
 	if c, a := n.raft.CommitIndex(), n.raft.AppliedIndex(); a < c {
 		return fmt.Errorf("%w: applied %d of %d committed", ErrNotReady, a, c)
