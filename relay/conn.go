@@ -11,7 +11,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"liaison/crypto"
 	"liaison/internal/netbatch"
 	"liaison/relay/wire"
 )
@@ -31,7 +30,7 @@ type conn struct {
 
 	// identity is the connection's authenticated identity (see Identity):
 	// set once by auth before welcome, nil until then.
-	identity atomic.Pointer[crypto.Token]
+	identity atomic.Pointer[ident]
 
 	challenge []byte        // this connection's login challenge; nil once used
 	helloTime int64         // when hello was sent, Unix ms: its time field (signed by the client) and the challenge's age

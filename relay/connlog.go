@@ -33,8 +33,8 @@ func (l connLog) log(level slog.Level, msg string, args []any) {
 	}
 	attrs := make([]any, 0, 6+len(args))
 	attrs = append(attrs, "conn", l.c.id, "remote", l.c.remote)
-	if t := l.c.identity.Load(); t != nil {
-		attrs = append(attrs, "identity", hex.EncodeToString(t.SigningKey[:8]))
+	if id := l.c.identity.Load(); id != nil {
+		attrs = append(attrs, "identity", hex.EncodeToString(id.key[:8]))
 	}
 	lg.Log(ctx, level, msg, append(attrs, args...)...)
 }
