@@ -26,6 +26,9 @@ const (
 // maxControlPayload is the largest payload of a control frame.
 const maxControlPayload = 125
 
+// maxPrealloc bounds the buffer allocated for a message on its header.
+const maxPrealloc = 16 << 10
+
 // errReadLimit reports a message over the read limit (closed 1009);
 // errProtocol, a frame that breaks RFC 6455 (closed 1002).
 var (
@@ -172,16 +175,16 @@ func (p *frameParser) header(b []byte, limit int) ([]byte, error) {
 			return b, errReadLimit
 		}
 		p.msgOp = op
-		p.msg = make([]byte, 0, n)
+		// Room for the bytes announced, up to maxPrealloc: beyond that
+		// the message grows as its bytes arrive, so a client cannot make
+		// the relay hold MaxFrame for a header alone.
+		p.msg = make([]byte, 0, min(n, maxPrealloc))
 	case opContinuation:
 		if p.msgOp == 0 {
 			return b, protocolError("continuation without a message")
 		}
 		if n > uint64(limit-len(p.msg)) {
 			return b, errReadLimit
-		}
-		if p.msg == nil || uint64(cap(p.msg)-len(p.msg)) < n {
-			p.msg = append(make([]byte, 0, len(p.msg)+int(n)), p.msg...)
 		}
 	default:
 		return b, protocolError("unknown opcode")

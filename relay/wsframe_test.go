@@ -172,6 +172,24 @@ func TestFrameParserRefuses(t *testing.T) {
 	}
 }
 
+// A header announcing a large message does not make the parser allocate
+// it: the buffer grows with the bytes that arrive.
+func TestFrameParserGrowsWithData(t *testing.T) {
+	m := [4]byte{1, 2, 3, 4}
+	f := clientFrame(true, opBinary, make([]byte, 4<<20), m)
+	var p frameParser
+	if _, err := p.feed(f[:100], 8<<20, &recordSink{}); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(p.msg); c > maxPrealloc {
+		t.Fatalf("holds %d bytes for a 4 MiB header and 86 bytes of payload", c)
+	}
+	sink := &recordSink{}
+	if _, err := p.feed(f[100:], 8<<20, sink); err != nil || sink.longest != 4<<20 {
+		t.Fatalf("message of %d bytes, err %v", sink.longest, err)
+	}
+}
+
 func TestAppendHeader(t *testing.T) {
 	for _, tc := range []struct {
 		n    int
