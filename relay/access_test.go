@@ -53,7 +53,8 @@ func newAccessFixture(t testing.TB) *accessFixture {
 func (f *accessFixture) connAs(id *crypto.Identity, open bool) *conn {
 	c := &conn{s: &Server{cfg: Config{OpenOps: open}.withDefaults(), log: f.log}}
 	if id != nil {
-		c.identity.Store(id.Token())
+		tok := id.Token()
+		c.identity.Store(&ident{key: tok.SigningKey, name: tok.Name})
 	}
 	return c
 }

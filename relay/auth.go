@@ -2,7 +2,6 @@ package relay
 
 import (
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -43,17 +42,31 @@ func channelBinding(cs *tls.ConnectionState) []byte {
 	return b
 }
 
-// Identity returns the connection's authenticated identity (its verified
-// token without the HPKE key, which the relay has no use for), or nil before
-// the handshake completes. It is set once, before
-// welcome is sent, and never changes: every request on the connection is
-// made by this identity.
-func (c *conn) Identity() *crypto.Token { return c.identity.Load() }
+// ident is what a connection keeps of its verified identity token: the
+// signing key and the name (the HPKE key, over a kilobyte, and the
+// signature would otherwise stay in memory for the connection's lifetime).
+type ident struct {
+	key  [32]byte
+	name string
+}
+
+// Identity returns the connection's authenticated identity (the signing key
+// and name of its verified token, without the HPKE key and the signature,
+// which the relay has no use for), or nil before the handshake completes.
+// It is set once, before welcome is sent, and never changes: every request
+// on the connection is made by this identity.
+func (c *conn) Identity() *crypto.Token {
+	id := c.identity.Load()
+	if id == nil {
+		return nil
+	}
+	return &crypto.Token{SigningKey: id.key, Name: id.name}
+}
 
 // identityKey returns the authenticated identity's Ed25519 key.
 func (c *conn) identityKey() [32]byte {
-	if t := c.identity.Load(); t != nil {
-		return t.SigningKey
+	if id := c.identity.Load(); id != nil {
+		return id.key
 	}
 	return [32]byte{}
 }
@@ -79,7 +92,7 @@ func (c *conn) auth(f wire.Frame) bool {
 	if a.Version != wire.Version {
 		return c.refuseAuth(authVersion, wire.CodeVersion, fmt.Sprintf("version %d not supported; this node speaks %d", a.Version, wire.Version))
 	}
-	if time.Since(c.helloAt) > c.s.cfg.ChallengeTTL {
+	if time.Since(time.UnixMilli(c.helloTime)) > c.s.cfg.ChallengeTTL {
 		return c.refuseAuth(authExpired, wire.CodeUnauthenticated, fmt.Sprintf("the challenge expired (%s after hello)", c.s.cfg.ChallengeTTL))
 	}
 	if len(a.Identity) == 0 || len(a.Signature) == 0 {
@@ -104,10 +117,7 @@ func (c *conn) auth(f wire.Frame) bool {
 	if c.channel != nil && login.Channel == nil {
 		c.s.stats.unboundLogins.Add(1)
 	}
-	// Keep what the access checks need; the HPKE key (over a kilobyte)
-	// would otherwise stay in memory for the connection's lifetime.
-	c.identity.Store(&crypto.Token{SigningKey: tok.SigningKey, Name: tok.Name, Signature: tok.Signature})
-	c.log = c.log.With("identity", hex.EncodeToString(tok.SigningKey[:8]))
+	c.identity.Store(&ident{key: tok.SigningKey, name: tok.Name})
 	if err := c.touch(); err != nil {
 		return false
 	}

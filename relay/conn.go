@@ -4,53 +4,63 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"liaison/crypto"
 	"liaison/internal/netbatch"
 	"liaison/relay/wire"
 )
 
-// conn is one client connection. The reader goroutine owns reads; the
+// conn is one client connection. Its reader is either a goroutine of its
+// own (readLoop, serveLoop) or, on Linux for plain TCP connections, the
+// server's poller, which starts a short-lived reader when the socket is
+// readable (poll.go), so that an idle connection has no goroutine. The
 // writer goroutine, started on demand, owns data writes; control frames
 // (ping, close) may be written from anywhere, as gorilla allows.
 type conn struct {
-	s    *Server
-	ws   *websocket.Conn
-	id   string
-	log  *slog.Logger
-	host string // source IP address, counted in Server.perAddr
+	s      *Server
+	ws     wsConn // gorilla's Conn (reader goroutine) or a frameWriter (polled)
+	id     string
+	log    connLog
+	remote string // the peer's "host:port"; its host is counted in Server.perAddr
 
 	// identity is the connection's authenticated identity (see Identity):
 	// set once by auth before welcome, nil until then.
-	identity atomic.Pointer[crypto.Token]
+	identity atomic.Pointer[ident]
 
 	challenge []byte        // this connection's login challenge; nil once used
-	helloAt   time.Time     // when hello was sent (the challenge's age)
-	helloTime int64         // hello's time field, Unix ms (signed by the client)
+	helloTime int64         // when hello was sent, Unix ms: its time field (signed by the client) and the challenge's age
 	channel   []byte        // TLS channel binding (tls-exporter), nil without TLS
-	inflight  chan struct{} // one token per publish awaiting commit
-	done      chan struct{} // closed by shutdown
+	inflight  chan struct{} // one token per publish awaiting commit; made by the first publish
 
-	// Used by the reader goroutine only.
+	// Used by the reader only (in turn by the polled readers, which
+	// rmu orders).
 	bucket bucket              // frame rate limit
-	ops    map[string]struct{} // operations used (MaxOps)
+	ops    map[string]struct{} // operations used (MaxOps); nil until the first
+
+	// Polled connections only (poll.go): the socket, the poller's id for
+	// it, and the WebSocket parse state while a frame is incomplete.
+	rc     syscall.RawConn
+	pollID uint64
+	parser *frameParser
+	rmu    sync.Mutex
+	phase  atomic.Int32 // phaseHello, phaseAuthed, phaseTimedOut or phaseIdle
 
 	mu        sync.Mutex
-	room      *sync.Cond // broadcast when the queue drains or the conn closes
+	room      sync.Cond // broadcast when the queue drains or the conn closes
 	queue     []outFrame
 	queued    int // bytes in queue and being written
 	writing   bool
 	closed    bool
 	closeCode int // set: close after the queue is written
 	closeText string
-	subs      map[string]*subscription
-	pingTimer *time.Timer
+	done      chan struct{}            // closed by shutdown; made by doneChan
+	subs      map[string]*subscription // nil until the first subscribe
+	timer     *time.Timer              // pings (reader goroutine only; see startPings)
 	// delivered is the highest sequence of each operation written to the
 	// connection (relay metadata for delivery tracking).
 	delivered map[string]uint64
@@ -59,27 +69,24 @@ type conn struct {
 	joined map[string]int64
 
 	lastSeen  atomic.Int64 // Unix ms of the last frame or pong received
-	fullSince time.Time    // since when queued >= QueueBytes/2; zero if not
+	nextPing  atomic.Int64 // Unix ms of the next ping (polled)
+	fullSince int64        // since when (mono) queued >= QueueBytes/2; zero if not
 	slowTimer *time.Timer  // checks fullSince (checkSlow)
 	abort     bool         // slow consumer: the writer stops after its current frame
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.ConnectionState) *conn {
+func newConn(s *Server, ws wsConn, remote string, tlsState *tls.ConnectionState) *conn {
 	c := &conn{
 		s:         s,
 		ws:        ws,
-		host:      remoteHost(remote),
+		remote:    remote,
 		bucket:    newBucket(s.cfg.MsgRate, s.cfg.MsgBurst),
-		ops:       make(map[string]struct{}),
 		id:        newSessionID(),
 		challenge: newChallenge(),
 		channel:   channelBinding(tlsState),
-		inflight:  make(chan struct{}, s.cfg.MaxInflight),
-		done:      make(chan struct{}),
-		subs:      make(map[string]*subscription),
 	}
-	c.room = sync.NewCond(&c.mu)
-	c.log = s.cfg.Logger.With("conn", c.id, "remote", remote)
+	c.room.L = &c.mu
+	c.log = connLog{c}
 	c.lastSeen.Store(time.Now().UnixMilli())
 	return c
 }
@@ -91,11 +98,12 @@ func newConn(s *Server, ws *websocket.Conn, remote string, tlsState *tls.Connect
 // (docs/performance.md, memory per idle connection).
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
-	c.ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
-	c.ws.SetPongHandler(func(string) error { return c.touch() })
-	c.helloAt = time.Now()
-	c.helloTime = c.helloAt.UnixMilli()
-	_ = c.ws.SetReadDeadline(c.helloAt.Add(c.s.cfg.ChallengeTTL + authGrace))
+	ws := c.ws.(*websocket.Conn)
+	ws.SetReadLimit(int64(c.s.cfg.MaxFrame))
+	ws.SetPongHandler(func(string) error { return c.touch() })
+	now := time.Now()
+	c.helloTime = now.UnixMilli()
+	_ = ws.SetReadDeadline(now.Add(c.s.cfg.ChallengeTTL + authGrace))
 	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 
 	f, ok := c.readFrame(false)
@@ -114,48 +122,60 @@ func (c *conn) serveLoop() {
 	defer c.endRead()
 	for {
 		f, ok := c.readFrame(true)
-		if !ok {
-			return
-		}
-		if err := c.touch(); err != nil {
-			return
-		}
-		if !c.bucket.take(time.Now()) {
-			if !c.rateLimited(f) {
-				return
-			}
-			continue
-		}
-		switch f := f.(type) {
-		case *wire.Subscribe:
-			c.subscribe(f)
-		case *wire.Unsubscribe:
-			c.unsubscribe(f.Op)
-		case *wire.Publish:
-			if !c.publish(f) {
-				return
-			}
-		case *wire.PresenceReq:
-			c.presence(f)
-		case *wire.Auth:
-			c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
-			return
-		default:
-			c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
+		if !ok || !c.serve(f) {
 			return
 		}
 	}
 }
 
+// serve handles one request of an authenticated connection; false ends
+// the connection.
+func (c *conn) serve(f wire.Frame) bool {
+	if err := c.touch(); err != nil {
+		return false
+	}
+	if !c.bucket.take(time.Now()) {
+		return c.rateLimited(f)
+	}
+	switch f := f.(type) {
+	case *wire.Subscribe:
+		c.mu.Lock()
+		if c.subs == nil && !c.closed {
+			c.subs = make(map[string]*subscription)
+		}
+		c.mu.Unlock()
+		c.subscribe(f)
+	case *wire.Unsubscribe:
+		c.unsubscribe(f.Op)
+	case *wire.Publish:
+		return c.publish(f)
+	case *wire.PresenceReq:
+		c.presence(f)
+	case *wire.Auth:
+		c.refuseAuth(authSecond, wire.CodeUnauthenticated, "a connection authenticates once")
+		return false
+	default:
+		c.fail(wire.CodeBadFrame, fmt.Sprintf("a client may not send %s", f.Type()))
+		return false
+	}
+	return true
+}
+
 // readFrame reads and decodes one frame. On a read error or a malformed
 // frame (which it answers) it returns false.
 func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
-	mt, data, err := c.ws.ReadMessage()
+	mt, data, err := c.ws.(*websocket.Conn).ReadMessage()
 	if err != nil {
 		c.readFailed(err, authed)
 		return nil, false
 	}
-	if mt != websocket.BinaryMessage {
+	return c.decode(mt == websocket.TextMessage, data)
+}
+
+// decode decodes a client message; a text message or a malformed frame is
+// answered with bad_frame and returns false.
+func (c *conn) decode(text bool, data []byte) (wire.Frame, bool) {
+	if text {
 		c.fail(wire.CodeBadFrame, "text frames are not part of the protocol")
 		return nil, false
 	}
@@ -165,6 +185,20 @@ func (c *conn) readFrame(authed bool) (wire.Frame, bool) {
 		return nil, false
 	}
 	return f, true
+}
+
+// doneChan returns a channel closed when the connection has ended. It is
+// made on demand: few connections ever wait for it.
+func (c *conn) doneChan() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
 // endRead runs when the reader stops. If an error frame is waiting to be
@@ -178,7 +212,7 @@ func (c *conn) endRead() {
 		t := time.NewTimer(c.s.cfg.WriteTimeout + time.Second)
 		defer t.Stop()
 		select {
-		case <-c.done:
+		case <-c.doneChan():
 		case <-t.C:
 		}
 	}
@@ -189,9 +223,15 @@ func isExpectedClose(err error) bool {
 	return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) || errors.Is(err, websocket.ErrCloseSent)
 }
 
+// touch records that the client was heard from. A reader goroutine's
+// idle deadline is its read deadline; the poller's sweep checks a polled
+// connection's.
 func (c *conn) touch() error {
 	c.lastSeen.Store(time.Now().UnixMilli())
-	return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	if c.rc != nil {
+		return nil
+	}
+	return c.ws.(*websocket.Conn).SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 }
 
 func (c *conn) publish(f *wire.Publish) bool {
@@ -204,14 +244,18 @@ func (c *conn) publish(f *wire.Publish) bool {
 		c.s.stats.publishes.inc(wire.CodeLimit.String())
 		return true
 	}
+	if c.inflight == nil {
+		c.inflight = make(chan struct{}, c.s.cfg.MaxInflight)
+	}
+	inflight := c.inflight
 	select {
-	case c.inflight <- struct{}{}:
+	case inflight <- struct{}{}:
 	default:
 		// At the limit: stop reading until a commit frees a slot, so the
 		// client is slowed by TCP rather than buffered in memory.
 		select {
-		case c.inflight <- struct{}{}:
-		case <-c.done:
+		case inflight <- struct{}{}:
+		case <-c.doneChan():
 			return false
 		}
 	}
@@ -222,7 +266,7 @@ func (c *conn) publish(f *wire.Publish) bool {
 	copy(p.MsgID[:], f.MsgID)
 	req, op := f.Req, f.Op
 	c.s.log.Submit(p, func(r Result, err error) {
-		<-c.inflight
+		<-inflight
 		if err != nil {
 			code := codeFor(err)
 			c.s.stats.publishes.inc(code.String())
@@ -415,39 +459,62 @@ func (c *conn) shutdown() {
 	}
 	c.subs = nil
 	c.queue = nil
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 	if c.slowTimer != nil {
 		c.slowTimer.Stop()
 	}
 	c.room.Broadcast()
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
+	pollID := c.pollID
 	c.mu.Unlock()
 	for _, s := range subs {
 		c.s.hub.remove(s)
 	}
 	c.ws.Close()
+	if pollID != 0 {
+		c.s.poller.remove(pollID)
+	}
 	c.s.forget(c)
 }
 
+// startPings starts the pings of an authenticated connection: its own
+// timer for a connection with a reader goroutine; the poller's sweep for a
+// polled one (poll.go), which also enforces IdleTimeout.
 func (c *conn) startPings() {
+	c.nextPing.Store(time.Now().Add(c.s.cfg.PingInterval).UnixMilli())
+	if c.rc != nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+	c.timer = time.AfterFunc(c.s.cfg.PingInterval, c.tick)
 }
 
-func (c *conn) ping() {
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-		c.shutdown()
+// tick pings a connection with a reader goroutine every PingInterval.
+func (c *conn) tick() {
+	if !c.ping() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {
-		c.pingTimer.Reset(c.s.cfg.PingInterval)
+		c.timer.Reset(c.s.cfg.PingInterval)
 	}
+}
+
+// ping sends a ping; if that fails, it ends the connection and returns
+// false.
+func (c *conn) ping() bool {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.shutdown()
+		return false
+	}
+	return true
 }

@@ -13,10 +13,17 @@
 //     tasks; only admins publish roster changes (any member its own key
 //     update); a publisher may only publish entries it signed. An operation
 //     without a roster accepts only a genesis, unless Config.OpenOps.
-//   - One reader goroutine per connection. Writes go through a bounded
-//     per-connection outbound queue drained by a writer goroutine that
-//     exists only while there is something to write, with a deadline on every
-//     write. The HTTP handler returns right after the upgrade.
+//   - No goroutine per idle connection. On Linux a plain-TCP connection is
+//     watched by the server's poller (one epoll instance, one goroutine),
+//     which starts a short-lived reader when its socket is readable; that
+//     reader parses the WebSocket frames itself (wsframe.go) and the
+//     poller's sweep enforces the auth deadline, the idle timeout and the
+//     pings (poll.go). TLS connections, and every connection elsewhere,
+//     have one reader goroutine instead (gorilla's reader). Writes go
+//     through a bounded per-connection outbound queue drained by a writer
+//     goroutine that exists only while there is something to write, with a
+//     deadline on every write. The HTTP handler returns right after the
+//     upgrade.
 //   - A publish is acknowledged only when the Log reports it committed; an
 //     error whose outcome is unknown is reported as such (code timeout) so
 //     the client retries with the same message id.

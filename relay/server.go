@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,7 +24,10 @@ type Server struct {
 	hub      *hub
 	presence presenceTable
 	upgrader websocket.Upgrader
-	unwatch  func()
+	// pollUpgrader is for polled connections, whose reads do not go
+	// through gorilla: its read buffer is gorilla's smallest.
+	pollUpgrader websocket.Upgrader
+	unwatch      func()
 
 	stats stats
 
@@ -31,7 +35,14 @@ type Server struct {
 	conns   map[*conn]struct{}
 	perAddr map[string]int // open connections by source IP (MaxConnsPerAddr)
 	closed  bool
-	wg      sync.WaitGroup // every goroutine of every connection
+	wg      sync.WaitGroup // every goroutine of every connection, and the poller's
+
+	// poller watches the idle plain-TCP connections (Linux; poll.go),
+	// started with the first connection; nil until then, or if it could
+	// not start, or when noPoll is set (tests of the goroutine reader).
+	poller     *poller
+	pollFailed bool
+	noPoll     bool
 }
 
 // New returns a Server for log. Close it to release its connections.
@@ -45,6 +56,8 @@ func New(log Log, cfg Config) *Server {
 		CheckOrigin:       s.checkOrigin,
 		EnableCompression: false,
 	}
+	s.pollUpgrader = s.upgrader
+	s.pollUpgrader.ReadBufferSize = 1 // raised to gorilla's minimum (a control frame)
 	s.unwatch = log.Watch(s.announce)
 	return s
 }
@@ -96,25 +109,46 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	up := &s.upgrader
+	p := s.startPoller(r)
+	if p != nil {
+		up = &s.pollUpgrader
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.releaseAddrLocked(host)
 		s.mu.Unlock()
 		return // the upgrader has answered the request
 	}
-	c := newConn(s, ws, r.RemoteAddr, r.TLS)
+	var c *conn
+	var rc syscall.RawConn
+	if p != nil {
+		rc = rawConn(ws.NetConn())
+	}
+	if rc != nil {
+		// Polled: gorilla's Conn is dropped; frameWriter writes.
+		c = newConn(s, &frameWriter{nc: ws.NetConn()}, r.RemoteAddr, r.TLS)
+		c.rc = rc
+	} else {
+		c = newConn(s, ws, r.RemoteAddr, r.TLS)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.releaseAddrLocked(host)
 		s.mu.Unlock()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
-		ws.Close()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		c.ws.Close()
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if rc != nil {
+		c.startPolled(p)
+		s.wg.Done()
+		return
+	}
 	go c.readLoop()
 }
 
@@ -122,7 +156,7 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
-		s.releaseAddrLocked(c.host)
+		s.releaseAddrLocked(remoteHost(c.remote))
 	}
 	s.mu.Unlock()
 }
@@ -144,6 +178,12 @@ func (s *Server) Close() error {
 	s.unwatch()
 	for _, c := range conns {
 		c.closeWith(websocket.CloseGoingAway, "node shutting down")
+	}
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
 	}
 	s.wg.Wait()
 	return nil

@@ -10,9 +10,12 @@ import (
 	"sync"
 )
 
-// MaxBuffer bounds what a batch holds before it writes a piece, and the
-// buffer kept between batches, so an idle connection holds nothing large.
+// MaxBuffer bounds what a batch holds before it writes a piece. The
+// buffer is borrowed from a pool shared by every Conn for the length of a
+// batch, so a connection between batches holds none.
 const MaxBuffer = 64 << 10
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxBuffer); return &b }}
 
 // Conn is a net.Conn whose writes can be batched.
 type Conn struct {
@@ -52,6 +55,9 @@ func (b *Conn) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+		if b.buf == nil {
+			b.buf = (*bufs.Get().(*[]byte))[:0]
+		}
 		b.buf = append(b.buf, p...)
 		b.mu.Unlock()
 		return len(p), nil
@@ -72,14 +78,17 @@ func (b *Conn) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.open = false
-	if len(b.buf) == 0 {
+	if b.buf == nil {
 		return nil
 	}
-	_, err := b.Conn.Write(b.buf)
-	if cap(b.buf) > MaxBuffer {
-		b.buf = nil
-	} else {
-		b.buf = b.buf[:0]
+	var err error
+	if len(b.buf) > 0 {
+		_, err = b.Conn.Write(b.buf)
 	}
+	if cap(b.buf) <= 2*MaxBuffer {
+		buf := b.buf[:0]
+		bufs.Put(&buf)
+	}
+	b.buf = nil
 	return err
 }
