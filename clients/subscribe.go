@@ -23,7 +23,10 @@ type Message struct {
 	// Chain is the entry's hash chain value, computed by the client:
 	// SHA-256(chain of Seq-1 || Envelope).
 	Chain [32]byte
-	// Envelope is the entry's bytes, exactly as published.
+	// Envelope is the entry's bytes, exactly as published. It may share
+	// its backing array with the other entries that came in the same
+	// frame (its capacity ends where it does): copy it to keep it long
+	// without keeping them.
 	Envelope []byte
 	// Kind is what the entry holds: wire.KindMessage (an envelope) or
 	// wire.KindCommit (a roster commit). The relay stores it beside the
@@ -356,9 +359,10 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		return nil
 	}
 	msgs := make([]Message, 0, len(d.Envelopes))
+	var chain wire.Chainer
 	for i, env := range d.Envelopes {
 		seq := d.Seq + uint64(i)
-		h = wire.ChainNext(h, env)
+		h = chain.Next(h, env)
 		switch {
 		case seq+1 < next:
 			// already seen, and not the last one seen

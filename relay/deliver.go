@@ -13,10 +13,20 @@ const (
 	envOverhead     = 9
 )
 
-// deliverTarget is the size deliver frames are packed to. A frame may exceed
-// it only to carry a single entry larger than it (a big roster commit), and
-// never exceeds wire.MaxServerFrame.
+// deliverTarget is the largest size deliver frames are packed to. A frame
+// may exceed it only to carry a single entry larger than it (a big roster
+// commit), and never exceeds wire.MaxServerFrame.
 const deliverTarget = 1 << 20
+
+// liveTarget is the size the deliver frames of a committed batch, shared by
+// every live subscriber, are packed to: a quarter of the per-connection
+// queue (at least 16 KiB, at most deliverTarget), so that a subscriber whose
+// queue has room takes a big batch whole or in part instead of falling back
+// to reading the log, which costs a log read and an encoding per
+// subscriber.
+func liveTarget(queueBytes int) int {
+	return min(max(queueBytes/4, 16<<10), deliverTarget)
+}
 
 // outFrame is an encoded frame in a connection's outbound queue, with what
 // the writer needs to order it and to record delivery.
@@ -34,15 +44,15 @@ func ctlFrame(b []byte, op string) outFrame { return outFrame{b: b, op: op} }
 
 // deliverFrames encodes envs (sequences seq, seq+1, ...; kinds[i] the kind
 // of envs[i], or nil for all messages; classes likewise, nil for all
-// routine) as deliver frames, each under deliverTarget (or holding one
+// routine) as deliver frames, each under target bytes (or holding one
 // larger entry) and wire.MaxDeliverEntries.
-func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8) ([]outFrame, error) {
+func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8, target int) ([]outFrame, error) {
 	var out []outFrame
 	for len(envs) > 0 {
 		n, size := 0, deliverOverhead
 		for n < len(envs) && n < wire.MaxDeliverEntries {
 			add := len(envs[n]) + envOverhead
-			if n > 0 && size+add > deliverTarget {
+			if n > 0 && size+add > target {
 				break
 			}
 			size += add
@@ -62,8 +72,9 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		}
 		out = append(out, of)
 		if n < len(envs) {
+			var chain wire.Chainer
 			for _, e := range envs[:n] {
-				prev = chainNext(prev, e)
+				prev = chain.Next(prev, e)
 			}
 		}
 		seq += uint64(n)
