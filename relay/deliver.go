@@ -2,6 +2,7 @@ package relay
 
 import (
 	"slices"
+	"sync"
 
 	"liaison/relay/wire"
 )
@@ -31,12 +32,34 @@ func liveTarget(queueBytes int) int {
 // outFrame is an encoded frame in a connection's outbound queue, with what
 // the writer needs to order it and to record delivery.
 type outFrame struct {
-	b  []byte
-	op string // the operation the frame concerns; "" for none
+	b []byte
+	// buf, when set, is the framePool buffer b lies in: the frame belongs
+	// to one connection, whose writer returns it once written.
+	buf *[]byte
+	op  string // the operation the frame concerns; "" for none
 	// last is, for a deliver frame, the sequence of its last entry (0 for
 	// other frames); class the highest wire.Class among its entries.
 	last  uint64
 	class uint8
+}
+
+// framePool holds the buffers of deliver frames that one subscriber reads
+// from the log (catching up): each is written once and returned, so a
+// subscriber catching up reuses a few buffers instead of allocating (and
+// zeroing) one per frame.
+var framePool sync.Pool
+
+// maxPooledFrame bounds the buffers framePool keeps.
+const maxPooledFrame = deliverTarget + 64<<10
+
+// release returns a pooled frame's buffer; the frame must not be used
+// afterwards.
+func (f *outFrame) release() {
+	if f.buf != nil && cap(*f.buf) <= maxPooledFrame {
+		*f.buf = (*f.buf)[:0]
+		framePool.Put(f.buf)
+	}
+	f.buf, f.b = nil, nil
 }
 
 // ctlFrame wraps a non-deliver frame of operation op ("" for none).
@@ -45,8 +68,10 @@ func ctlFrame(b []byte, op string) outFrame { return outFrame{b: b, op: op} }
 // deliverFrames encodes envs (sequences seq, seq+1, ...; kinds[i] the kind
 // of envs[i], or nil for all messages; classes likewise, nil for all
 // routine) as deliver frames, each under target bytes (or holding one
-// larger entry) and wire.MaxDeliverEntries.
-func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8, target int) ([]outFrame, error) {
+// larger entry) and wire.MaxDeliverEntries. With pooled, the frames are
+// encoded into framePool buffers, for a single connection's writer to
+// release.
+func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8, target int, pooled bool) ([]outFrame, error) {
 	var out []outFrame
 	for len(envs) > 0 {
 		n, size := 0, deliverOverhead
@@ -62,11 +87,26 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		if len(kinds) > 0 && slices.ContainsFunc(kinds[:n], func(k uint8) bool { return k != 0 }) {
 			d.Kinds = kinds[:n]
 		}
-		b, err := wire.Encode(d)
-		if err != nil {
-			return nil, err
+		var of outFrame
+		if pooled {
+			bp, _ := framePool.Get().(*[]byte)
+			if bp == nil {
+				bp = new([]byte)
+			}
+			b, err := wire.AppendDeliver((*bp)[:0], d)
+			if err != nil {
+				return nil, err
+			}
+			*bp = b
+			of.b, of.buf = b, bp
+		} else {
+			b, err := wire.Encode(d)
+			if err != nil {
+				return nil, err
+			}
+			of.b = b
 		}
-		of := outFrame{b: b, op: op, last: seq + uint64(n) - 1}
+		of.op, of.last = op, seq+uint64(n)-1
 		if len(classes) >= n {
 			of.class = slices.Max(classes[:n])
 		}

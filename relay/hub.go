@@ -58,7 +58,7 @@ type announcement struct {
 
 func (a *announcement) wholeFrames(target int) ([]outFrame, error) {
 	if !a.done {
-		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds, a.Classes, target)
+		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds, a.Classes, target, false)
 		a.done = true
 	}
 	return a.frames, a.err

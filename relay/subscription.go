@@ -173,7 +173,7 @@ func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	if len(b.Classes) > 0 {
 		classes = b.Classes[skip:]
 	}
-	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes, liveTarget(s.c.s.cfg.QueueBytes))
+	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes, liveTarget(s.c.s.cfg.QueueBytes), false)
 }
 
 func (s *subscription) startPullLocked() {
@@ -218,7 +218,7 @@ func (s *subscription) pull() {
 		}
 		var frames []outFrame
 		if len(b.Envelopes) > 0 {
-			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes, deliverTarget); err != nil {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes, deliverTarget, true); err != nil {
 				s.abort(err)
 				return
 			}

@@ -1,6 +1,10 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
 
 // Deliver frames carry almost every byte a subscriber reads, so they have
 // their own encoder and decoder besides the general CBOR codec: no
@@ -51,9 +55,8 @@ func appendHead(b []byte, maj byte, v uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(b, maj|27), v)
 }
 
-// encodeDeliver is Encode for a valid Deliver: the same bytes.
-func encodeDeliver(d *Deliver) []byte {
-	pairs := uint64(4)
+// deliverLen is the length of d's encoding.
+func deliverLen(d *Deliver) int {
 	n := 1 + 1 + // type byte, map head
 		1 + headLen(uint64(len(d.Op))) + len(d.Op) +
 		1 + headLen(d.Seq) +
@@ -63,10 +66,30 @@ func encodeDeliver(d *Deliver) []byte {
 		n += headLen(uint64(len(e))) + len(e)
 	}
 	if len(d.Kinds) > 0 {
-		pairs++
 		n += 1 + headLen(uint64(len(d.Kinds))) + len(d.Kinds)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// encodeDeliver is Encode for a valid Deliver: the same bytes.
+func encodeDeliver(d *Deliver) []byte {
+	return appendDeliver(make([]byte, 0, deliverLen(d)), d)
+}
+
+// AppendDeliver appends the encoding of d (what Encode returns) to b, so
+// that a caller can encode into a buffer it reuses.
+func AppendDeliver(b []byte, d *Deliver) ([]byte, error) {
+	if err := d.validate(); err != nil {
+		return b, fmt.Errorf("wire: encode %s: %w", d.Type(), err)
+	}
+	return appendDeliver(slices.Grow(b, deliverLen(d)), d), nil
+}
+
+func appendDeliver(b []byte, d *Deliver) []byte {
+	pairs := uint64(4)
+	if len(d.Kinds) > 0 {
+		pairs++
+	}
 	b = append(b, byte(TypeDeliver))
 	b = appendHead(b, majMap, pairs)
 	b = appendHead(b, majUint, 1)

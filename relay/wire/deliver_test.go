@@ -71,6 +71,9 @@ func TestDeliverCodecMatchesGeneral(t *testing.T) {
 		if gen := generalEncode(t, d); !bytes.Equal(fast, gen) {
 			t.Fatalf("seq %d: fast encoding differs from the general codec's", d.Seq)
 		}
+		if app, err := AppendDeliver([]byte("x"), d); err != nil || !bytes.Equal(app[1:], fast) || app[0] != 'x' {
+			t.Fatalf("seq %d: AppendDeliver differs from Encode (%v)", d.Seq, err)
+		}
 		got, err := Decode(fast)
 		if err != nil {
 			t.Fatal(err)
@@ -130,6 +133,13 @@ func TestDeliverDecodeOtherLayouts(t *testing.T) {
 		if gerr == nil && !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: Decode and the general decoder differ", name)
 		}
+	}
+}
+
+func TestAppendDeliverRefusesInvalid(t *testing.T) {
+	b, err := AppendDeliver([]byte("x"), &Deliver{Op: "op", Seq: 1})
+	if err == nil || string(b) != "x" {
+		t.Fatalf("AppendDeliver of a frame without prev or envelopes: %q, %v", b, err)
 	}
 }
 
