@@ -329,6 +329,10 @@ func (s *Subscription) subscribeFailed(c *Client, e *wire.Error) error {
 	return nil
 }
 
+// msgBufs holds the slices handleDeliver collects a frame's messages in
+// before passing them on.
+var msgBufs = sync.Pool{New: func() any { return new([]Message) }}
+
 // handleDeliver verifies a deliver frame against the subscription's state
 // and passes on the entries it has not seen, in order. It never passes on a
 // frame that starts beyond the next expected sequence.
@@ -358,7 +362,13 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		s.finish(&ChainMismatchError{Op: s.op, Seq: next - 1, Want: s.chain, Got: h}, true)
 		return nil
 	}
-	msgs := make([]Message, 0, len(d.Envelopes))
+	mp := msgBufs.Get().(*[]Message)
+	defer func() {
+		clear(*mp) // drop the references to the envelopes
+		*mp = (*mp)[:0]
+		msgBufs.Put(mp)
+	}()
+	msgs := (*mp)[:0]
 	var chain wire.Chainer
 	for i, env := range d.Envelopes {
 		seq := d.Seq + uint64(i)
@@ -376,6 +386,7 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 			msgs = append(msgs, Message{Op: d.Op, Seq: seq, Chain: h, Envelope: env, Kind: d.KindOf(i)})
 		}
 	}
+	*mp = msgs
 	if len(msgs) > 0 {
 		s.next = msgs[len(msgs)-1].Seq + 1
 		s.chain = h

@@ -34,6 +34,9 @@ type gorillaTransport struct {
 // every message.
 var readBufs = sync.Pool{New: func() any { return new([]byte) }}
 
+// readBufferSize is the size of a connection's read buffer.
+const readBufferSize = 16 << 10
+
 // minReadBuf is the capacity a fresh read buffer starts with.
 const minReadBuf = 16 << 10
 
@@ -47,6 +50,8 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
+		// Big enough that one read takes in several small deliver frames.
+		ReadBufferSize: readBufferSize,
 		TLSClientConfig:  o.TLSConfig,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)

@@ -192,10 +192,8 @@ func decodeDeliverFast(body []byte) (d *Deliver, ok bool) {
 	// so appending to one never overwrites the next.
 	envs := make([][]byte, count)
 	start := len(body) - len(r.b)
-	offs := make([]int, count)
 	for i := range envs {
 		envs[i] = r.bytes(majBytes)
-		offs[i] = len(body) - len(r.b) - len(envs[i])
 	}
 	end := len(body) - len(r.b)
 	var kinds []byte
@@ -209,7 +207,8 @@ func decodeDeliverFast(body []byte) (d *Deliver, ok bool) {
 	d = &Deliver{Op: string(op), Seq: seq, Prev: append(make([]byte, 0, len(prev)), prev...)}
 	region := append([]byte(nil), body[start:end]...)
 	for i, e := range envs {
-		o := offs[i] - start
+		// e is body[o:o+len(e)], so cap(body)-cap(e) is o.
+		o := cap(body) - cap(e) - start
 		envs[i] = region[o : o+len(e) : o+len(e)]
 	}
 	d.Envelopes = envs
