@@ -51,8 +51,8 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
 		// Big enough that one read takes in several small deliver frames.
-		ReadBufferSize: readBufferSize,
-		TLSClientConfig:  o.TLSConfig,
+		ReadBufferSize:  readBufferSize,
+		TLSClientConfig: o.TLSConfig,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)
 			if err != nil {
