@@ -80,7 +80,11 @@ func Open(cfg Config) (*Node, error) {
 			n.closeStores()
 		}
 	}()
-	if n.st, err = openStore(filepath.Join(c.DataDir, "fsm.db")); err != nil {
+	dur, err := prepareFSMFile(filepath.Join(c.DataDir, "fsm.db"), c.FSMSync, c.bootID, c.Logger.With("component", "fsm"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if n.st, err = openFSMStore(dur); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if n.fsm, err = newFSM(n.st, c.Logger.With("component", "fsm"), n.onFatal); err != nil {

@@ -72,7 +72,7 @@ func (s *store) restore(r io.Reader) error {
 	if err := syncDir(filepath.Dir(s.path)); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	db, err := openBolt(s.path)
+	db, err := openBolt(s.path, s.noSync())
 	if err != nil {
 		return fmt.Errorf("restore: reopen: %w", err)
 	}

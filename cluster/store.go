@@ -62,13 +62,17 @@ type store struct {
 	heads   map[string]Head
 	rosters map[string]*crypto.Roster
 	adm     auditState
+
+	// dur, when set, says how the node's own FSM file is written (see
+	// fsmfile.go); nil means with fsync (checks, tests, backups).
+	dur *fsmDurability
 }
 
 func openStore(path string) (*store, error) {
 	if err := checkBoltFile(path); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path)
+	db, err := openBolt(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +84,43 @@ func openStore(path string) (*store, error) {
 	return s, nil
 }
 
-func openBolt(path string) (*bolt.DB, error) {
+// openFSMStore opens the node's own FSM file as d decided (prepareFSMFile):
+// without fsync after marking the file dirty, or with fsync after making
+// sure anything an earlier run of this boot wrote without it is on disk.
+func openFSMStore(d *fsmDurability) (*store, error) {
+	if err := checkBoltFile(d.dbPath); err != nil {
+		return nil, err
+	}
+	if d.noSync() {
+		if err := d.markDirty(); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openBolt(d.dbPath, d.noSync())
+	if err != nil {
+		return nil, err
+	}
+	if !d.noSync() {
+		if err := db.Sync(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sync %s: %w", d.dbPath, err)
+		}
+		if err := d.dropMarker(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	s := &store{path: d.dbPath, db: db, dur: d}
+	if err := s.loadLocked(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openBolt opens (creating) a store file; noSync only for the node's own
+// FSM file under a dirty marker.
+func openBolt(path string, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: mmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -89,6 +129,7 @@ func openBolt(path string) (*bolt.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w: fsync is off", path, ErrCorrupt)
 	}
+	db.NoSync = noSync
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketMeta); err != nil {
 			return err
@@ -607,10 +648,28 @@ func (s *store) close() error {
 	if s.db == nil {
 		return nil
 	}
+	if s.noSync() {
+		// Put everything on disk, then say so: the next start trusts
+		// the file whatever happened to the system in between.
+		if err := s.db.Sync(); err != nil {
+			s.db.Close()
+			s.db = nil
+			return fmt.Errorf("sync %s: %w", s.path, err)
+		}
+		err := s.db.Close()
+		s.db = nil
+		if err != nil {
+			return err
+		}
+		return s.dur.markClean()
+	}
 	err := s.db.Close()
 	s.db = nil
 	return err
 }
+
+// noSync reports whether the store's file is written without fsync.
+func (s *store) noSync() bool { return s.dur != nil && s.dur.noSync() }
 
 // mmapSize is the initial mapping of the FSM's file. A large mapping means
 // the file grows without a remap, and a remap is what makes a writer wait for

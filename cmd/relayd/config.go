@@ -28,26 +28,28 @@ import (
 // --config (or $RELAYD_CONFIG), by the environment variable RELAYD_<KEY>
 // (lists comma-separated), and by the flag --<key with dashes>.
 type config struct {
-	DataDir           string   `toml:"data_dir" help:"directory for the Raft log, snapshots and operation logs"`
-	Listen            string   `toml:"listen" help:"client address (HTTP and WebSocket)"`
-	RaftListen        string   `toml:"raft_listen" help:"Raft address this node listens on"`
-	Advertise         string   `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
-	RaftSource        string   `toml:"raft_source" help:"IP address connections to other nodes are made from (default: the OS's choice)"`
-	NodeID            string   `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
-	Join              []string `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
-	LogFormat         string   `toml:"log_format" help:"log format: text or json"`
-	LogLevel          string   `toml:"log_level" help:"log level: debug, info, warn or error"`
-	Origins           []string `toml:"allowed_origins" help:"browser Origins allowed besides the node's own"`
-	TLSCA             string   `toml:"tls_ca" help:"cluster CA certificate (liaison admin ca init); with tls_cert and tls_key, node-to-node traffic uses mutual TLS"`
-	TLSCert           string   `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
-	TLSKey            string   `toml:"tls_key" help:"this node's private key"`
-	ClientTLS         bool     `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
-	RetentionMaxAge   string   `toml:"retention_max_age" help:"default retention: remove entries older than this (e.g. 720h; empty keeps them) from operations without a policy of their own; roster commits are always kept"`
-	RetentionMaxCount uint64   `toml:"retention_max_count" help:"default retention: keep at most this many newest entries of each operation without a policy of its own (0: no limit)"`
-	RetentionInterval string   `toml:"retention_interval" help:"how often the leader applies retention"`
-	Admins            []string `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
-	OpenOps           bool     `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
-	Pprof             bool     `toml:"pprof" help:"serve Go profiles (net/http/pprof) at /debug/pprof/ on the client listener, to loopback clients only (profiling)"`
+	DataDir           string        `toml:"data_dir" help:"directory for the Raft log, snapshots and operation logs"`
+	Listen            string        `toml:"listen" help:"client address (HTTP and WebSocket)"`
+	RaftListen        string        `toml:"raft_listen" help:"Raft address this node listens on"`
+	Advertise         string        `toml:"advertise" help:"Raft address other nodes reach this one at (default: raft_listen)"`
+	RaftSource        string        `toml:"raft_source" help:"IP address connections to other nodes are made from (default: the OS's choice)"`
+	NodeID            string        `toml:"node_id" help:"node id (default: the one stored in the data dir, or a new random one)"`
+	Join              []string      `toml:"join" help:"client addresses (host:port) of running nodes; a new node joins their cluster instead of bootstrapping its own"`
+	LogFormat         string        `toml:"log_format" help:"log format: text or json"`
+	LogLevel          string        `toml:"log_level" help:"log level: debug, info, warn or error"`
+	Origins           []string      `toml:"allowed_origins" help:"browser Origins allowed besides the node's own"`
+	TLSCA             string        `toml:"tls_ca" help:"cluster CA certificate (liaison admin ca init); with tls_cert and tls_key, node-to-node traffic uses mutual TLS"`
+	TLSCert           string        `toml:"tls_cert" help:"this node's certificate (liaison admin ca node)"`
+	TLSKey            string        `toml:"tls_key" help:"this node's private key"`
+	ClientTLS         bool          `toml:"client_tls" help:"serve clients over TLS (https, wss) with the node certificate; cluster changes then need an admin certificate"`
+	RetentionMaxAge   string        `toml:"retention_max_age" help:"default retention: remove entries older than this (e.g. 720h; empty keeps them) from operations without a policy of their own; roster commits are always kept"`
+	RetentionMaxCount uint64        `toml:"retention_max_count" help:"default retention: keep at most this many newest entries of each operation without a policy of its own (0: no limit)"`
+	RetentionInterval string        `toml:"retention_interval" help:"how often the leader applies retention"`
+	Admins            []string      `toml:"admins" help:"cluster admins a new cluster starts with: identity tokens, token files or public keys (64 hex digits); see also --admin"`
+	OpenOps           bool          `toml:"open_ops" help:"let any authenticated client publish to and read operations that have no roster (tests and benchmarks only)"`
+	FSMSync           bool          `toml:"fsm_sync" help:"fsync each operation-log write too (default: only the Raft log is fsynced, and a node rebuilds its operation logs from it after the system went down)"`
+	CommitTimeout     time.Duration `toml:"commit_timeout" help:"how soon the leader tells followers of a commit when no new entry carries the news (at least 1ms; shorter delivers sooner on followers, longer sends fewer empty messages while idle)"`
+	Pprof             bool          `toml:"pprof" help:"serve Go profiles (net/http/pprof) at /debug/pprof/ on the client listener, to loopback clients only (profiling)"`
 
 	// Authentication and limits (docs/protocol.md, Authentication and
 	// Limits). Zero takes the relay's default.
@@ -81,7 +83,7 @@ const defaultReadHeaderTimeout = 10 * time.Second
 
 func defaultConfig() config {
 	r := relay.Config{}.WithDefaults()
-	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info", RetentionInterval: "1m",
+	return config{DataDir: "liaison-data", Listen: "127.0.0.1:7400", RaftListen: "127.0.0.1:7401", LogFormat: "text", LogLevel: "info", RetentionInterval: "1m", CommitTimeout: time.Millisecond,
 		ChallengeTTL: r.ChallengeTTL, MaxFrame: r.MaxFrame, MsgRate: r.MsgRate, MsgBurst: r.MsgBurst, MaxOps: r.MaxOps,
 		PingInterval: r.PingInterval, IdleTimeout: r.IdleTimeout, WriteTimeout: r.WriteTimeout, QueueBytes: r.QueueBytes,
 		SlowConsumerTimeout: r.SlowConsumerTimeout, MaxConnsPerAddr: r.MaxConnsPerAddr, ReadHeaderTimeout: defaultReadHeaderTimeout}
@@ -357,6 +359,9 @@ func (c *config) validate() error {
 	}
 	if _, err := c.retention(); err != nil {
 		return err
+	}
+	if c.CommitTimeout < time.Millisecond {
+		return fmt.Errorf("commit_timeout: %v is below raft's minimum of 1ms", c.CommitTimeout)
 	}
 	if d, err := time.ParseDuration(c.RetentionInterval); err != nil || d < time.Second {
 		return fmt.Errorf("retention_interval: %q is not a duration of at least 1s", c.RetentionInterval)

@@ -117,6 +117,8 @@ func start(cfg config, log *slog.Logger) (*node, error) {
 		Bootstrap:         len(cfg.Join) == 0,
 		Logger:            log,
 		ElectionTimeout:   cfg.electionTimeout,
+		FSMSync:           cfg.FSMSync,
+		CommitTimeout:     cfg.CommitTimeout,
 	})
 	if err != nil {
 		return nil, err
