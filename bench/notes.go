@@ -11,44 +11,50 @@ per figure; heap profile and Go memory metrics before and after the idle connect
 ` + "`go tool pprof -top DIR/throughput-*.pprof`" + `.
 
 **Durable publish (throughput, latency).** relayd is not CPU-bound on this machine: during the
-throughput figure of a profiled run (taken before the changes listed below) node 1 used about 16%
-of one core (4.8 s of samples in 30 s). Its time is spent
-waiting for the disk, and the chain of disk writes per acknowledged publish is longer than
-JetStream's:
+throughput figure node 1 (the Raft leader) uses about a fifth of one core (` + "`go tool pprof -top`" + `:
+1.84 s of samples in 10 s at 256 publishers, 44% of them in system calls). A publish waits on disk
+writes in series, and on goroutine hand-offs between them:
 
-1. the leader appends the Raft entry to raft-boltdb (one bbolt commit: two fdatasync, data pages
-   then meta page); hashicorp/raft v1.7.3 starts replicating an entry only after the leader's own
-   StoreLogs returns (raft.go, dispatchLogs), so
-2. a follower then appends it to its raft-boltdb (two more fdatasync) and answers; the entry is
+1. the leader appends the Raft entry to raft-boltdb: one bbolt commit, which is two fdatasync
+   (data pages, then the meta page). hashicorp/raft v1.7.3 starts replicating an entry only after
+   the leader's own StoreLogs returns (raft.go, dispatchLogs);
+2. a follower appends it to its raft-boltdb (two more fdatasync) and answers; the entry is
    committed;
-3. the leader's FSM applies it to the operation logs in fsm.db (a third bbolt commit, two more
-   fdatasync) and only then answers the publisher, because the acknowledgement carries the
-   sequence number (and the dedupe answer) that the FSM assigns;
-4. a subscriber on a follower gets the entry after the follower learns the commit index (next
-   AppendEntries) and its own FSM commit (two more fdatasync).
+3. the leader's FSM applies it to fsm.db and answers the publisher with the sequence number and
+   the dedupe answer it assigned;
+4. a subscriber on a follower gets the entry once that follower learns the commit index (from
+   the leader's next AppendEntries) and applies it.
 
-JetStream with ` + "`sync_interval: always`" + ` writes each message once per replica with one fsync. In that
-CPU profile of the leader, bbolt's Tx.Commit was 27% of relayd's CPU (fdatasync alone 15%), Raft's
-replication 17%, of which 7.7% went to reading back (GetLog, msgpack decoding) the entries the
-leader had just written. What this branch changed on the hot path:
+What session 3 changed on this path (cluster/; ` + "`go test -bench 'ClusterPublish|ClusterLatency' ./cluster`" + `
+measures it in-process):
 
-- ` + "`cluster`" + `: a raft.LogCache of the newest 64 entries, so replication sends what the leader just
-  wrote without reading it back from bbolt;
-- ` + "`relay`" + `: ` + "`BatchListener`" + ` (wired in relayd): the frames queued for a connection (acks,
-  deliveries) leave in one write instead of one system call per frame;
-- ` + "`clients`" + `: concurrent publishes on one client are coalesced into one write.
+- **fsm.db is no longer fsynced** (step 3 and step 4 lose their two fdatasync each). The Raft log
+  is the durable record, fsynced on a majority before anything is acknowledged; fsm.db is a copy
+  of it. A marker with the kernel's boot id (` + "`fsm.boot`" + `) makes a node rebuild fsm.db from its
+  newest snapshot and Raft log after the operating system went down, when unsynced writes may be
+  lost; a killed process loses nothing, as its writes are in the page cache (docs/operations.md,
+  "What is on disk"; ` + "`TestFSMRebuiltAfterSystemCrash`" + `, and the power-loss case of
+  ` + "`TestDamagedDataFileNeverServesWrongData`" + ` on real processes).
+- **commit_timeout 1 ms** instead of 5 ms: with no newer entry to carry the news, a follower
+  learned of a commit 5-10 ms late, which every delivery on a follower and every publish
+  acknowledged by a follower waited for. In-process on a loaded machine
+  (BenchmarkClusterLatency, 256 B): publish acknowledged through a follower p50 11.4 ms before,
+  3.4 ms after; delivery on a follower p50 10.4 ms before, 3.5 ms after. The price is an empty
+  AppendEntries to each follower about every 1.5 ms while idle (docs/operations.md gives the CPU
+  it costs).
 
-Together they let one publishing connection sustain about twice the rate it did before (the
-latency figure at 5,000/s went from falling behind to keeping up) in a run with the same load on
-the machine. The remaining limit is the number of serial fdatasync per publish (three bbolt commits,
-six fdatasync, in series before the publisher's ack; JetStream fsyncs once on the leader and once
-on a follower, and sends to the followers while it writes) and, on this shared 2-core machine,
-CPU scheduling delay across the dozen goroutine hand-offs of that path. Closing the gap to 2x
-JetStream needs a design change, not tuning: acknowledge once the Raft entry is committed
-(sequence numbers assigned deterministically at commit rather than by the FSM's bbolt commit),
-and let the FSM commit without its own fsync while the Raft log (fsynced) is the record it is
-rebuilt from, syncing fsm.db before each snapshot. SHARP-EDGES.md forbids NoSync on a bbolt file
-that is not rebuilt from elsewhere, so that change has to come with the rebuild.
+What remains is the floor of this design: two bbolt commits in series (four fdatasync, each 0.1
+to 0.3 ms at the median here and several ms at p99 when other processes write) before any
+acknowledgement, against JetStream's one write per replica with the leader sending while it
+writes. For one publisher awaiting each acknowledgement that floor alone is about JetStream's
+whole round trip, so 2x JetStream cannot be reached with hashicorp/raft's leader-write-then-
+replicate order and raft-boltdb's two-fdatasync commit. That would need a log store with one
+fdatasync per append and replication in parallel with the leader's own write (raft's log store
+and the order of its leader loop, both outside this project). With many publishers the entries
+grow with the load (group commit; 256 publishers put about 90 messages in a leader disk write
+in BenchmarkClusterPublish), so the gap narrows; under CPU contention the dozen goroutine
+hand-offs of the path (client, relay reader, batcher, raft leader loop, replication, follower,
+FSM, waiter, relay writer) each add scheduling delay, which hurts Liaison more than JetStream.
 
 **Catch-up.** A follower serves a catching-up subscriber from its own fsm.db in reads of up to
 256 entries or 512 KiB per short bbolt read transaction, packed into 1 MiB deliver frames; the

@@ -33,4 +33,10 @@
 // The FSM stores the last applied Raft index in the same bbolt transaction
 // as the data, so on restart it skips entries it already holds and raft is
 // told not to restore snapshots on start.
+//
+// Durability: the Raft log (raft.db) is fsynced on every write; the FSM's
+// file is a copy of it and by default is not (fsmfile.go). A marker with
+// the kernel's boot id tells a node whether its FSM file may have lost
+// writes to a system crash; if so the file is removed and rebuilt from the
+// newest snapshot and the log. Config.FSMSync turns per-write fsync back on.
 package cluster

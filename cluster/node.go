@@ -465,6 +465,13 @@ func (n *Node) Ready() error {
 	if addr, _ := n.raft.LeaderWithID(); addr == "" {
 		return fmt.Errorf("%w: no leader", ErrNotReady)
 	}
+	// Raft starts with a commit index of 0 and learns the real one from
+	// the leader's first AppendEntries after it (a heartbeat does not
+	// carry it): until then the node cannot tell how far behind it is,
+	// for example while replaying its log after a restart.
+	if n.raft.CommitIndex() == 0 {
+		return fmt.Errorf("%w: commit index not yet known", ErrNotReady)
+	}
 	if c, a := n.raft.CommitIndex(), n.raft.AppliedIndex(); a < c {
 		return fmt.Errorf("%w: applied %d of %d committed", ErrNotReady, a, c)
 	}
