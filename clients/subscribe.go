@@ -363,12 +363,12 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		return nil
 	}
 	mp := msgBufs.Get().(*[]Message)
+	msgs := (*mp)[:0]
 	defer func() {
-		clear(*mp) // drop the references to the envelopes
-		*mp = (*mp)[:0]
+		clear(msgs) // drop the references to the envelopes
+		*mp = msgs[:0]
 		msgBufs.Put(mp)
 	}()
-	msgs := (*mp)[:0]
 	var chain wire.Chainer
 	for i, env := range d.Envelopes {
 		seq := d.Seq + uint64(i)
@@ -386,7 +386,6 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 			msgs = append(msgs, Message{Op: d.Op, Seq: seq, Chain: h, Envelope: env, Kind: d.KindOf(i)})
 		}
 	}
-	*mp = msgs
 	if len(msgs) > 0 {
 		s.next = msgs[len(msgs)-1].Seq + 1
 		s.chain = h
