@@ -208,7 +208,7 @@ func (c *conn) readFrame() (wire.Frame, error) {
 	if !binary {
 		return nil, fmt.Errorf("%w: non-binary message", ErrProtocol)
 	}
-	f, err := wire.DecodeShared(b) // b is ours (transport.ReadMessage)
+	f, err := wire.Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}

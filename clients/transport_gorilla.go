@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,14 +24,21 @@ type gorillaTransport struct {
 	ws       *websocket.Conn
 	nc       *netbatch.Conn // the network connection under ws
 	wtimeout time.Duration
-	hint     int // the size to read the next message into; reader only
+	rbuf     *[]byte // the last message read, from readBufs; reader only
 }
+
+// readBufs holds the buffers messages are read into, shared by every
+// connection: a message is decoded (into frames that own their bytes)
+// before the next read, so a connection holds a buffer only while it reads
+// one message, and a busy one reuses it instead of growing a new one for
+// every message.
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // readBufferSize is the size of a connection's read buffer.
 const readBufferSize = 16 << 10
 
-// minReadBuf is the smallest buffer a message is read into.
-const minReadBuf = 512
+// minReadBuf is the capacity a fresh read buffer starts with.
+const minReadBuf = 16 << 10
 
 // dialTransport opens a WebSocket to u.
 func dialTransport(ctx context.Context, u string, o *Options) (transport, error) {
@@ -65,16 +73,22 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 	return &gorillaTransport{ws: ws, nc: nc, wtimeout: o.WriteTimeout}, nil
 }
 
-// ReadMessage returns the next message in a buffer of its own, which the
-// caller keeps (deliver frames are decoded in place, their envelopes
-// aliasing it). The buffer is sized from the messages before, so a
-// stream of similar frames is read without growing (copying) a buffer.
+// ReadMessage returns the next message, in a buffer that is valid until
+// the next call.
 func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
+	if t.rbuf != nil {
+		readBufs.Put(t.rbuf)
+		t.rbuf = nil
+	}
 	mt, r, err := t.ws.NextReader()
 	if err != nil {
 		return false, nil, err
 	}
-	b := make([]byte, 0, max(t.hint, minReadBuf))
+	bp := readBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	if cap(b) == 0 {
+		b = make([]byte, 0, minReadBuf)
+	}
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)] // grow
@@ -85,12 +99,13 @@ func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
 			break
 		}
 		if err != nil {
+			*bp = b[:0]
+			readBufs.Put(bp)
 			return false, nil, err
 		}
 	}
-	// The next buffer holds a message like this one, with a little room;
-	// after a big message the size comes down gradually.
-	t.hint = max(len(b)+len(b)/32+64, t.hint-t.hint/8)
+	*bp = b
+	t.rbuf = bp
 	return mt == websocket.BinaryMessage, b, nil
 }
 

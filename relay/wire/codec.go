@@ -66,14 +66,7 @@ func Encode(f Frame) ([]byte, error) {
 // Decode parses one frame. The returned frame owns its byte slices: it does
 // not alias b. (A deliver frame's envelopes may share one allocation, each
 // capped at its own length.)
-func Decode(b []byte) (Frame, error) { return decode(b, false) }
-
-// DecodeShared is Decode for a caller that hands b over: the envelopes of
-// a deliver frame may alias b (each capped at its own length), which saves
-// copying them. The caller must not change or reuse b afterwards.
-func DecodeShared(b []byte) (Frame, error) { return decode(b, true) }
-
-func decode(b []byte, share bool) (Frame, error) {
+func Decode(b []byte) (Frame, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
@@ -101,7 +94,7 @@ func decode(b []byte, share bool) (Frame, error) {
 	case TypeAck:
 		f = new(Ack)
 	case TypeDeliver:
-		d, err := decodeDeliver(b[1:], share)
+		d, err := decodeDeliver(b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, TypeDeliver, err)
 		}

@@ -167,10 +167,9 @@ func (r *cborReader) bytes(maj byte) []byte {
 
 // decodeDeliverFast decodes body (a deliver frame without its type byte)
 // if it has the layout the encoder writes; ok is false otherwise, and the
-// caller uses the general decoder. The frame owns its byte slices (its
-// envelopes share one allocation), except that with share its envelopes
-// alias body.
-func decodeDeliverFast(body []byte, share bool) (d *Deliver, ok bool) {
+// caller uses the general decoder. The frame owns its byte slices; its
+// envelopes share one allocation.
+func decodeDeliverFast(body []byte) (d *Deliver, ok bool) {
 	r := cborReader{b: body}
 	pairs := r.head(majMap)
 	if pairs != 4 && pairs != 5 {
@@ -188,9 +187,9 @@ func decodeDeliverFast(body []byte, share bool) (d *Deliver, ok bool) {
 		return nil, false
 	}
 	// The envelopes lie in order in one region of body, between their
-	// heads. Unless body is shared, they are copied out with that region,
-	// in one allocation (without zeroing it first). Each is capped at its
-	// own length, so appending to one never overwrites the next.
+	// heads. They are copied out with that region, in one allocation
+	// (without zeroing it first), and each is capped at its own length,
+	// so appending to one never overwrites the next.
 	envs := make([][]byte, count)
 	start := len(body) - len(r.b)
 	for i := range envs {
@@ -206,12 +205,7 @@ func decodeDeliverFast(body []byte, share bool) (d *Deliver, ok bool) {
 		return nil, false
 	}
 	d = &Deliver{Op: string(op), Seq: seq, Prev: append(make([]byte, 0, len(prev)), prev...)}
-	region := body
-	if share {
-		start = 0
-	} else {
-		region = append([]byte(nil), body[start:end]...)
-	}
+	region := append([]byte(nil), body[start:end]...)
 	for i, e := range envs {
 		// e is body[o:o+len(e)], so cap(body)-cap(e) is o.
 		o := cap(body) - cap(e) - start
@@ -226,8 +220,8 @@ func decodeDeliverFast(body []byte, share bool) (d *Deliver, ok bool) {
 
 // decodeDeliver decodes and validates a deliver frame's body, by the fast
 // path when it can.
-func decodeDeliver(body []byte, share bool) (*Deliver, error) {
-	d, ok := decodeDeliverFast(body, share)
+func decodeDeliver(body []byte) (*Deliver, error) {
+	d, ok := decodeDeliverFast(body)
 	if !ok {
 		d = new(Deliver)
 		if err := decMode.Unmarshal(body, d); err != nil {

@@ -78,10 +78,6 @@ func TestDeliverCodecMatchesGeneral(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shared, err := DecodeShared(bytes.Clone(fast))
-		if err != nil || !reflect.DeepEqual(shared, got) {
-			t.Fatalf("seq %d: DecodeShared differs from Decode (%v)", d.Seq, err)
-		}
 		want, err := generalDecode(fast)
 		if err != nil {
 			t.Fatal(err)
@@ -140,31 +136,6 @@ func TestDeliverDecodeOtherLayouts(t *testing.T) {
 	}
 }
 
-// TestDeliverDecodeSharedAliases: DecodeShared's envelopes alias the input,
-// each capped at its own length.
-func TestDeliverDecodeSharedAliases(t *testing.T) {
-	b, err := Encode(&Deliver{Op: "op", Seq: 1, Prev: make([]byte, HashLen), Envelopes: [][]byte{[]byte("one"), []byte("two")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := DecodeShared(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := f.(*Deliver)
-	if cap(d.Envelopes[0]) != 3 {
-		t.Fatalf("envelope capacity %d, want 3", cap(d.Envelopes[0]))
-	}
-	_ = append(d.Envelopes[0], 'x') // must not overwrite the next
-	if string(d.Envelopes[1]) != "two" {
-		t.Fatal("appending to an envelope changed the next")
-	}
-	copy(b[len(b)-3:], "TWO")
-	if string(d.Envelopes[1]) != "TWO" {
-		t.Fatal("DecodeShared copied the envelopes")
-	}
-}
-
 func TestAppendDeliverRefusesInvalid(t *testing.T) {
 	b, err := AppendDeliver([]byte("x"), &Deliver{Op: "op", Seq: 1})
 	if err == nil || string(b) != "x" {
@@ -198,10 +169,6 @@ func FuzzDeliver(f *testing.F) {
 		want, werr := generalDecode(b)
 		if (gerr == nil) != (werr == nil) {
 			t.Fatalf("Decode error %v, general decoder %v", gerr, werr)
-		}
-		shared, serr := DecodeShared(bytes.Clone(b))
-		if (serr == nil) != (gerr == nil) || !reflect.DeepEqual(shared, got) {
-			t.Fatalf("DecodeShared (%v) differs from Decode (%v)", serr, gerr)
 		}
 		if gerr != nil {
 			return
