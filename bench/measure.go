@@ -279,8 +279,9 @@ func pump(ctx context.Context, pubs []publisher, n, window int, payload func(i i
 }
 
 // measureCatchup stores n 512 B messages, then times a subscriber on node 1
-// (a follower for Liaison) reading them all from the first.
-func measureCatchup(ctx context.Context, sys system, n int, logf func(string, ...any)) (float64, error) {
+// (a follower for Liaison) reading them all from the first. reading is
+// called when the reading starts; what it returns when it ends.
+func measureCatchup(ctx context.Context, sys system, n int, logf func(string, ...any), reading func() func()) (float64, error) {
 	const stream = "catchup"
 	if err := sys.createStream(ctx, stream); err != nil {
 		return 0, err
@@ -306,6 +307,8 @@ func measureCatchup(ctx context.Context, sys system, n int, logf func(string, ..
 	logf("stored", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
 	var got atomic.Int64
 	all := make(chan struct{})
+	stop := reading()
+	defer stop()
 	start := time.Now()
 	sub, err := sys.subscribe(ctx, 1, stream, func([]byte) {
 		if got.Add(1) == int64(n) {

@@ -121,6 +121,11 @@ func (s *Subscription) pass(c *Client, msgs []Message) {
 	for _, m := range msgs {
 		select {
 		case s.ch <- m:
+			continue
+		default:
+		}
+		select {
+		case s.ch <- m:
 		case <-s.closing:
 			return
 		case <-c.closing:

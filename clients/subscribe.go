@@ -23,7 +23,10 @@ type Message struct {
 	// Chain is the entry's hash chain value, computed by the client:
 	// SHA-256(chain of Seq-1 || Envelope).
 	Chain [32]byte
-	// Envelope is the entry's bytes, exactly as published.
+	// Envelope is the entry's bytes, exactly as published. It may share
+	// its backing array with the other entries that came in the same
+	// frame (its capacity ends where it does): copy it to keep it long
+	// without keeping them.
 	Envelope []byte
 	// Kind is what the entry holds: wire.KindMessage (an envelope) or
 	// wire.KindCommit (a roster commit). The relay stores it beside the
@@ -326,6 +329,10 @@ func (s *Subscription) subscribeFailed(c *Client, e *wire.Error) error {
 	return nil
 }
 
+// msgBufs holds the slices handleDeliver collects a frame's messages in
+// before passing them on.
+var msgBufs = sync.Pool{New: func() any { return new([]Message) }}
+
 // handleDeliver verifies a deliver frame against the subscription's state
 // and passes on the entries it has not seen, in order. It never passes on a
 // frame that starts beyond the next expected sequence.
@@ -355,10 +362,17 @@ func (c *Client) handleDeliver(cn *conn, d *wire.Deliver) error {
 		s.finish(&ChainMismatchError{Op: s.op, Seq: next - 1, Want: s.chain, Got: h}, true)
 		return nil
 	}
-	msgs := make([]Message, 0, len(d.Envelopes))
+	mp := msgBufs.Get().(*[]Message)
+	msgs := (*mp)[:0]
+	defer func() {
+		clear(msgs) // drop the references to the envelopes
+		*mp = msgs[:0]
+		msgBufs.Put(mp)
+	}()
+	var chain wire.Chainer
 	for i, env := range d.Envelopes {
 		seq := d.Seq + uint64(i)
-		h = wire.ChainNext(h, env)
+		h = chain.Next(h, env)
 		switch {
 		case seq+1 < next:
 			// already seen, and not the last one seen

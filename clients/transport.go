@@ -9,7 +9,8 @@ import "time"
 // one concurrent writer; Close may be called at any time, more than once.
 type transport interface {
 	// ReadMessage returns the next message; binary is false for a text
-	// message. It fails once the read deadline has passed.
+	// message. It fails once the read deadline has passed. b may be reused
+	// by the next call: decode it before.
 	ReadMessage() (binary bool, b []byte, err error)
 	// WriteMessage sends b as one binary message, failing if it cannot be
 	// handed over before deadline.

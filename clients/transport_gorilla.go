@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,7 +24,21 @@ type gorillaTransport struct {
 	ws       *websocket.Conn
 	nc       *netbatch.Conn // the network connection under ws
 	wtimeout time.Duration
+	rbuf     *[]byte // the last message read, from readBufs; reader only
 }
+
+// readBufs holds the buffers messages are read into, shared by every
+// connection: a message is decoded (into frames that own their bytes)
+// before the next read, so a connection holds a buffer only while it reads
+// one message, and a busy one reuses it instead of growing a new one for
+// every message.
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// readBufferSize is the size of a connection's read buffer.
+const readBufferSize = 16 << 10
+
+// minReadBuf is the capacity a fresh read buffer starts with.
+const minReadBuf = 16 << 10
 
 // dialTransport opens a WebSocket to u.
 func dialTransport(ctx context.Context, u string, o *Options) (transport, error) {
@@ -34,7 +50,9 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: o.DialTimeout,
-		TLSClientConfig:  o.TLSConfig,
+		// Big enough that one read takes in several small deliver frames.
+		ReadBufferSize:  readBufferSize,
+		TLSClientConfig: o.TLSConfig,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)
 			if err != nil {
@@ -55,9 +73,40 @@ func dialTransport(ctx context.Context, u string, o *Options) (transport, error)
 	return &gorillaTransport{ws: ws, nc: nc, wtimeout: o.WriteTimeout}, nil
 }
 
+// ReadMessage returns the next message, in a buffer that is valid until
+// the next call.
 func (t *gorillaTransport) ReadMessage() (bool, []byte, error) {
-	mt, b, err := t.ws.ReadMessage()
-	return mt == websocket.BinaryMessage, b, err
+	if t.rbuf != nil {
+		readBufs.Put(t.rbuf)
+		t.rbuf = nil
+	}
+	mt, r, err := t.ws.NextReader()
+	if err != nil {
+		return false, nil, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	if cap(b) == 0 {
+		b = make([]byte, 0, minReadBuf)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b[:0]
+			readBufs.Put(bp)
+			return false, nil, err
+		}
+	}
+	*bp = b
+	t.rbuf = bp
+	return mt == websocket.BinaryMessage, b, nil
 }
 
 func (t *gorillaTransport) WriteMessage(b []byte, deadline time.Time) error {

@@ -384,6 +384,7 @@ func (c *conn) writeLoop() {
 			}
 			c.queued -= len(f.b)
 			c.recordDeliveredLocked(batch[i : i+1])
+			batch[i].release() // written: a pooled buffer goes back
 			if i == len(batch)-1 || c.queued < c.s.cfg.QueueBytes/2 {
 				c.noteQueueLocked()
 				c.room.Broadcast()

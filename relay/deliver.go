@@ -2,6 +2,7 @@ package relay
 
 import (
 	"slices"
+	"sync"
 
 	"liaison/relay/wire"
 )
@@ -13,20 +14,52 @@ const (
 	envOverhead     = 9
 )
 
-// deliverTarget is the size deliver frames are packed to. A frame may exceed
-// it only to carry a single entry larger than it (a big roster commit), and
-// never exceeds wire.MaxServerFrame.
+// deliverTarget is the largest size deliver frames are packed to. A frame
+// may exceed it only to carry a single entry larger than it (a big roster
+// commit), and never exceeds wire.MaxServerFrame.
 const deliverTarget = 1 << 20
+
+// liveTarget is the size the deliver frames of a committed batch, shared by
+// every live subscriber, are packed to: a quarter of the per-connection
+// queue (at least 16 KiB, at most deliverTarget), so that a subscriber whose
+// queue has room takes a big batch whole or in part instead of falling back
+// to reading the log, which costs a log read and an encoding per
+// subscriber.
+func liveTarget(queueBytes int) int {
+	return min(max(queueBytes/4, 16<<10), deliverTarget)
+}
 
 // outFrame is an encoded frame in a connection's outbound queue, with what
 // the writer needs to order it and to record delivery.
 type outFrame struct {
-	b  []byte
-	op string // the operation the frame concerns; "" for none
+	b []byte
+	// buf, when set, is the framePool buffer b lies in: the frame belongs
+	// to one connection, whose writer returns it once written.
+	buf *[]byte
+	op  string // the operation the frame concerns; "" for none
 	// last is, for a deliver frame, the sequence of its last entry (0 for
 	// other frames); class the highest wire.Class among its entries.
 	last  uint64
 	class uint8
+}
+
+// framePool holds the buffers of deliver frames that one subscriber reads
+// from the log (catching up): each is written once and returned, so a
+// subscriber catching up reuses a few buffers instead of allocating (and
+// zeroing) one per frame.
+var framePool sync.Pool
+
+// maxPooledFrame bounds the buffers framePool keeps.
+const maxPooledFrame = deliverTarget + 64<<10
+
+// release returns a pooled frame's buffer; the frame must not be used
+// afterwards.
+func (f *outFrame) release() {
+	if f.buf != nil && cap(*f.buf) <= maxPooledFrame {
+		*f.buf = (*f.buf)[:0]
+		framePool.Put(f.buf)
+	}
+	f.buf, f.b = nil, nil
 }
 
 // ctlFrame wraps a non-deliver frame of operation op ("" for none).
@@ -34,15 +67,17 @@ func ctlFrame(b []byte, op string) outFrame { return outFrame{b: b, op: op} }
 
 // deliverFrames encodes envs (sequences seq, seq+1, ...; kinds[i] the kind
 // of envs[i], or nil for all messages; classes likewise, nil for all
-// routine) as deliver frames, each under deliverTarget (or holding one
-// larger entry) and wire.MaxDeliverEntries.
-func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8) ([]outFrame, error) {
+// routine) as deliver frames, each under target bytes (or holding one
+// larger entry) and wire.MaxDeliverEntries. With pooled, the frames are
+// encoded into framePool buffers, for a single connection's writer to
+// release.
+func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8, target int, pooled bool) ([]outFrame, error) {
 	var out []outFrame
 	for len(envs) > 0 {
 		n, size := 0, deliverOverhead
 		for n < len(envs) && n < wire.MaxDeliverEntries {
 			add := len(envs[n]) + envOverhead
-			if n > 0 && size+add > deliverTarget {
+			if n > 0 && size+add > target {
 				break
 			}
 			size += add
@@ -52,18 +87,34 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		if len(kinds) > 0 && slices.ContainsFunc(kinds[:n], func(k uint8) bool { return k != 0 }) {
 			d.Kinds = kinds[:n]
 		}
-		b, err := wire.Encode(d)
-		if err != nil {
-			return nil, err
+		var of outFrame
+		if pooled {
+			bp, _ := framePool.Get().(*[]byte)
+			if bp == nil {
+				bp = new([]byte)
+			}
+			b, err := wire.AppendDeliver((*bp)[:0], d)
+			if err != nil {
+				return nil, err
+			}
+			*bp = b
+			of.b, of.buf = b, bp
+		} else {
+			b, err := wire.Encode(d)
+			if err != nil {
+				return nil, err
+			}
+			of.b = b
 		}
-		of := outFrame{b: b, op: op, last: seq + uint64(n) - 1}
+		of.op, of.last = op, seq+uint64(n)-1
 		if len(classes) >= n {
 			of.class = slices.Max(classes[:n])
 		}
 		out = append(out, of)
 		if n < len(envs) {
+			var chain wire.Chainer
 			for _, e := range envs[:n] {
-				prev = chainNext(prev, e)
+				prev = chain.Next(prev, e)
 			}
 		}
 		seq += uint64(n)

@@ -56,9 +56,9 @@ type announcement struct {
 	done   bool
 }
 
-func (a *announcement) wholeFrames() ([]outFrame, error) {
+func (a *announcement) wholeFrames(target int) ([]outFrame, error) {
 	if !a.done {
-		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds, a.Classes)
+		a.frames, a.err = deliverFrames(a.Op, a.Seq, a.Prev, a.Envelopes, a.Kinds, a.Classes, target, false)
 		a.done = true
 	}
 	return a.frames, a.err

@@ -235,7 +235,7 @@ func TestWriterSendsFlashFirst(t *testing.T) {
 		}
 		var out []outFrame
 		for i := range envs { // one frame per entry
-			f, err := deliverFrames(op, seq+uint64(i), [HashLen]byte{}, envs[i:i+1], nil, classes[i:i+1])
+			f, err := deliverFrames(op, seq+uint64(i), [HashLen]byte{}, envs[i:i+1], nil, classes[i:i+1], deliverTarget, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -199,7 +199,7 @@ func TestCloseSendsGoingAway(t *testing.T) {
 func TestDeliverFramesSplitUnderLimits(t *testing.T) {
 	env := make([]byte, 200<<10)
 	envs := [][]byte{env, env, env, env, env, env, env}
-	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs, []uint8{0, 0, 1, 0, 0, 0, 0}, nil)
+	frames, err := deliverFrames("op", 10, [HashLen]byte{}, envs, []uint8{0, 0, 1, 0, 0, 0, 0}, nil, deliverTarget, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,16 +134,24 @@ func (s *subscription) offer(b *announcement) {
 		c.log.Error("encode deliver", "op", s.op, "err", err)
 		return
 	}
-	if c.queued+frameBytes(frames) > c.s.cfg.QueueBytes {
+	// Take the frames that fit in the queue, in order.
+	n, room := 0, c.s.cfg.QueueBytes-c.queued
+	for n < len(frames) && len(frames[n].b) <= room {
+		room -= len(frames[n].b)
+		n++
+	}
+	if n > 0 {
+		c.enqueueLocked(frames[:n]...)
+		last := frames[n-1].last
+		c.s.stats.delivered.Add(last + 1 - s.next)
+		s.next = last + 1
+	}
+	if n < len(frames) {
 		// The client is not keeping up: stop pushing and let the puller
-		// read from the log as the queue drains.
+		// read the rest from the log as the queue drains.
 		c.s.stats.lagged.Add(1)
 		s.startPullLocked()
-		return
 	}
-	c.enqueueLocked(frames...)
-	c.s.stats.delivered.Add(end - s.next)
-	s.next = end
 }
 
 // framesFrom returns the deliver frames for b's entries from s.next on: the
@@ -151,7 +159,7 @@ func (s *subscription) offer(b *announcement) {
 // own encoding of the tail.
 func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	if s.next == b.Seq {
-		return b.wholeFrames()
+		return b.wholeFrames(liveTarget(s.c.s.cfg.QueueBytes))
 	}
 	prev := b.Prev
 	skip := s.next - b.Seq
@@ -165,7 +173,7 @@ func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	if len(b.Classes) > 0 {
 		classes = b.Classes[skip:]
 	}
-	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes)
+	return deliverFrames(s.op, s.next, prev, b.Envelopes[skip:], kinds, classes, liveTarget(s.c.s.cfg.QueueBytes), false)
 }
 
 func (s *subscription) startPullLocked() {
@@ -210,7 +218,7 @@ func (s *subscription) pull() {
 		}
 		var frames []outFrame
 		if len(b.Envelopes) > 0 {
-			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes); err != nil {
+			if frames, err = deliverFrames(s.op, from, b.Prev, b.Envelopes, b.Kinds, b.Classes, deliverTarget, true); err != nil {
 				s.abort(err)
 				return
 			}

@@ -15,3 +15,16 @@ func TestChainVector(t *testing.T) {
 		t.Fatalf("chain_1(hello) = %x, want %s", got, chainVector)
 	}
 }
+
+func TestChainerMatchesChainNext(t *testing.T) {
+	var c Chainer
+	var a, b [HashLen]byte
+	for i := range 5 {
+		e := make([]byte, i*100+1)
+		e[0] = byte(i)
+		a, b = ChainNext(a, e), c.Next(b, e)
+		if a != b {
+			t.Fatalf("entry %d: Chainer gives %x, ChainNext %x", i, b, a)
+		}
+	}
+}

@@ -50,6 +50,9 @@ func Encode(f Frame) ([]byte, error) {
 	if err := f.validate(); err != nil {
 		return nil, fmt.Errorf("wire: encode %s: %w", f.Type(), err)
 	}
+	if d, ok := f.(*Deliver); ok {
+		return encodeDeliver(d), nil
+	}
 	body, err := encMode.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s: %w", f.Type(), err)
@@ -61,7 +64,8 @@ func Encode(f Frame) ([]byte, error) {
 }
 
 // Decode parses one frame. The returned frame owns its byte slices: it does
-// not alias b.
+// not alias b. (A deliver frame's envelopes may share one allocation, each
+// capped at its own length.)
 func Decode(b []byte) (Frame, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
@@ -90,7 +94,11 @@ func Decode(b []byte) (Frame, error) {
 	case TypeAck:
 		f = new(Ack)
 	case TypeDeliver:
-		f = new(Deliver)
+		d, err := decodeDeliver(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, TypeDeliver, err)
+		}
+		return d, nil
 	case TypeError:
 		f = new(Error)
 	case TypePresenceReq:
