@@ -621,21 +621,34 @@ func (s *store) read(op string, from uint64, maxCount, maxBytes int) (Batch, err
 			}
 			copy(b.Prev[:], v[recChain:recChain+HashLen])
 		}
+		// The records stay valid until the transaction ends: collect
+		// them, then copy every envelope into one allocation.
+		n := int(min(uint64(maxCount), h.Last-from+1))
+		recs := make([][]byte, 0, n)
 		size := 0
 		want := from
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
 			if binary.BigEndian.Uint64(k) != want || len(v) < recHeader {
 				return fmt.Errorf("%w: %s: entry %d missing", ErrCorrupt, op, want)
 			}
-			env := bytes.Clone(v[recHeader:])
-			b.Envelopes = append(b.Envelopes, env)
-			b.Classes = append(b.Classes, v[recClass])
-			b.Kinds = append(b.Kinds, v[recKind])
-			size += len(env)
+			recs = append(recs, v)
+			size += len(v) - recHeader
 			want++
-			if len(b.Envelopes) >= maxCount || size >= maxBytes {
+			if len(recs) >= maxCount || size >= maxBytes {
 				break
 			}
+		}
+		buf := make([]byte, 0, size)
+		b.Envelopes = make([][]byte, len(recs))
+		b.Classes = make([]uint8, len(recs))
+		b.Kinds = make([]uint8, len(recs))
+		for i, v := range recs {
+			start := len(buf)
+			buf = append(buf, v[recHeader:]...)
+			// Capped, so that appending to one envelope cannot
+			// overwrite the next.
+			b.Envelopes[i] = buf[start:len(buf):len(buf)]
+			b.Classes[i], b.Kinds[i] = v[recClass], v[recKind]
 		}
 		return nil
 	})
