@@ -55,6 +55,21 @@ func (b *Conn) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+		if len(p) >= MaxBuffer {
+			// A big frame goes out as it is, after what came before it,
+			// instead of being copied through the buffer.
+			if len(b.buf) > 0 {
+				_, err := b.Conn.Write(b.buf)
+				b.buf = b.buf[:0]
+				if err != nil {
+					b.mu.Unlock()
+					return 0, err
+				}
+			}
+			n, err := b.Conn.Write(p)
+			b.mu.Unlock()
+			return n, err
+		}
 		if b.buf == nil {
 			b.buf = (*bufs.Get().(*[]byte))[:0]
 		}

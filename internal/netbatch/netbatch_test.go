@@ -22,7 +22,11 @@ func TestBatchKeepsOrder(t *testing.T) {
 	}()
 	bc.Begin()
 	for i := 0; i < 300; i++ {
-		chunk := bytes.Repeat([]byte{byte(i)}, 1000)
+		size := 1000
+		if i%50 == 7 {
+			size = MaxBuffer + 1000 // written through, in its place
+		}
+		chunk := bytes.Repeat([]byte{byte(i)}, size)
 		want.Write(chunk)
 		if n, err := bc.Write(chunk); err != nil || n != len(chunk) {
 			t.Fatalf("write %d: %d, %v", i, n, err)
