@@ -170,6 +170,8 @@ func (lc *liaisonCluster) name() string { return sysLiaison }
 
 func (lc *liaisonCluster) createStream(context.Context, string) error { return nil }
 
+func (lc *liaisonCluster) dropStream(context.Context, string) error { return nil }
+
 func (lc *liaisonCluster) dial(ctx context.Context, node int, o clients.Options) (*clients.Client, error) {
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.ClientName = "bench"

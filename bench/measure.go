@@ -383,11 +383,14 @@ func settledRSS(ctx context.Context, pid int) (int64, error) {
 	return prev, nil
 }
 
+// fanoutStream names the stream of a fan-out figure.
+func fanoutStream(payload, subs int) string { return fmt.Sprintf("fan-%d-%d", payload, subs) }
+
 // measureFanout connects subs subscribers (one connection each) spread over
 // the nodes, publishes msgs messages from node 0 and returns deliveries per
 // second, from the first publish to the last delivery.
 func measureFanout(ctx context.Context, sys system, payload, subs, msgs int) (float64, error) {
-	stream := fmt.Sprintf("fan-%d-%d", payload, subs)
+	stream := fanoutStream(payload, subs)
 	if err := sys.createStream(ctx, stream); err != nil {
 		return 0, err
 	}

@@ -208,6 +208,15 @@ func (nc *natsCluster) createStream(ctx context.Context, stream string) error {
 	}
 }
 
+func (nc *natsCluster) dropStream(ctx context.Context, stream string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := nc.js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete stream %s: %w", stream, err)
+	}
+	return nil
+}
+
 type natsPublisher struct {
 	c    *nats.Conn
 	js   jetstream.JetStream

@@ -206,6 +206,11 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 		stop := prof("fanout")
 		for _, pl := range cfg.payloads {
 			v, err := measureFanout(ctx, sys, pl, cfg.fanoutSubs, cfg.fanoutMsgs)
+			// Its thousand consumers would count against the next
+			// payload's (JetStream: "maximum consumers limit reached").
+			if derr := sys.dropStream(ctx, fanoutStream(pl, cfg.fanoutSubs)); derr != nil {
+				logf("fan-out cleanup", "err", derr)
+			}
 			if err != nil {
 				if err := fatal(fmt.Errorf("fan-out %d B: %w", pl, err)); err != nil {
 					stop()

@@ -25,6 +25,10 @@ type system interface {
 	// createStream prepares an empty stream (JetStream: three replicas,
 	// file storage). Liaison operations need no creation.
 	createStream(ctx context.Context, stream string) error
+	// dropStream removes a stream a figure is done with, and its
+	// consumers (JetStream limits how many an account holds). Liaison
+	// keeps the operation: it costs nothing while unused.
+	dropStream(ctx context.Context, stream string) error
 	// publisher connects one publisher (its own connection) to node.
 	publisher(ctx context.Context, node int, stream string) (publisher, error)
 	// subscribe connects one subscriber (its own connection) to node and
