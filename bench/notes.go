@@ -6,13 +6,14 @@ package main
 func profileNotes() string {
 	return `## Where the time and memory go (profiles)
 
-Profiles come from ` + "`go run ./bench -pprof DIR`" + ` (CPU profiles of relayd node 1, the Raft leader,
-per figure; heap profile and Go memory metrics before and after the idle connections) and are read with
-` + "`go tool pprof -top DIR/throughput-*.pprof`" + `.
+Profiles come from ` + "`go run ./bench -pprof DIR`" + ` (CPU profiles of every relayd node and of the bench
+process per figure; heap profile and Go memory metrics before and after the idle connections) and are
+read with ` + "`go tool pprof -top DIR/FILE.pprof`" + `.
 
 **Durable publish (throughput, latency).** relayd is not CPU-bound on this machine: during the
-throughput figure node 1 (the Raft leader) uses about a fifth of one core (` + "`go tool pprof -top`" + `:
-1.84 s of samples in 10 s at 256 publishers, 44% of them in system calls). A publish waits on disk
+throughput figure node 1 (the Raft leader) uses about a fifth of one core
+(` + "`go run ./bench -figures throughput -payloads 1024 -systems liaison -pprof DIR`" + `: 1.84 s of samples
+in 10 s at 256 publishers, 44% of them in system calls). A publish waits on disk
 writes in series, and on goroutine hand-offs between them:
 
 1. the leader appends the Raft entry to raft-boltdb: one bbolt commit, which is two fdatasync
@@ -52,6 +53,13 @@ measures it in-process):
   455 to 177 allocations per 256-entry read), and ` + "`internal/netbatch`" + ` writes a frame of 64 KiB or
   more as it is instead of copying it through the batch buffer.
 
+In the run above the throughput ratios went from 0.26-0.58 (session 2's run, loaded machine) and
+0.44-0.83 (session 3's first run on the quiet machine, before these changes: commit 726b568,
+` + "`go run ./bench -figures throughput,latency -payloads 256 -systems liaison,jetstream-always -duration 3s`" + `) to
+0.47-1.03, and p50 latency at 1,000/s on a follower from 11.0 ms to 4.6 ms (256 B); the goals
+(2x and 1/2) still miss. The one point where Liaison falls clearly behind is 4 KiB at 20,000/s
+offered from one connection (80 MB/s): it delivers about 7,000/s; that point was not profiled.
+
 What remains is the floor of this design: two bbolt commits in series (four fdatasync, each 0.1
 to 0.3 ms at the median here and several ms at p99 when other processes write) before any
 acknowledgement, against JetStream's one write per replica with the leader sending while it
@@ -60,14 +68,34 @@ whole round trip, so 2x JetStream cannot be reached with hashicorp/raft's leader
 replicate order and raft-boltdb's two-fdatasync commit. That would need a log store with one
 fdatasync per append and replication in parallel with the leader's own write (raft's log store
 and the order of its leader loop, both outside this project). With many publishers the entries
-grow with the load (group commit; 256 publishers put about 90 messages in a leader disk write
-in BenchmarkClusterPublish), so the gap narrows; under CPU contention the dozen goroutine
+grow with the load (group commit: BenchmarkClusterPublish reports about 19 messages per Raft
+entry at 256 publishers, and raft writes several entries per disk write), so the gap narrows; under CPU contention the dozen goroutine
 hand-offs of the path (client, relay reader, batcher, raft leader loop, replication, follower,
 FSM, waiter, relay writer) each add scheduling delay, which hurts Liaison more than JetStream.
 
 **Catch-up.** A follower serves a catching-up subscriber from its own fsm.db in reads of up to
-256 entries or 512 KiB per short bbolt read transaction, packed into 1 MiB deliver frames; the
-client verifies the hash chain of every entry.
+256 entries or 512 KiB per short bbolt read transaction, packed into deliver frames of up to 1 MiB;
+the client verifies the hash chain of every entry. Session 3 took the reflection out of the deliver
+frame's CBOR encoding and decoding (relay/wire/deliver.go: the same bytes, a fast path for exactly
+that layout, FuzzDeliver), encodes frames read from the log into pooled buffers, reads into pooled
+buffers on the client (gorilla's ReadMessage grew a new buffer per message), reuses one SHA-256
+state per frame, copies a read's envelopes into one allocation in cluster, and writes frames of 64
+KiB or more straight to the socket. ` + "`go test -run x -bench Catchup -benchtime 1000000x ./relay`" + `
+(real server on loopback, real client library) went from about 2.25 to 1.4 microseconds of CPU per
+message. In the full run both the reading client and the serving relayd use about a core each
+(` + "`-pprof DIR`" + ` writes FIG-nK-N.pprof for every node and FIG-client.pprof for the bench process): on
+the client about 0.9 microseconds per message, of which SHA-256 (hardware-accelerated, required for
+the chain) is about 0.45; on the relay, ` + "`cluster.(*store).read`" + ` is the largest part (bbolt cursor and
+page checks, one copy). 5x JetStream needs about twice this rate from two processes that already
+share the machine's two cores; what is left is mostly the chain hash and one copy on each side.
+
+**Fan-out.** At 4 KiB the shared frames of a committed batch used to be packed up to 1 MiB, the
+size of a whole connection queue, so they never fit and every subscriber fell back to reading the
+log on its own (liaison_slow_consumer_total counted hundreds). Live frames are now packed to a
+quarter of the queue, and a subscriber takes the frames that fit before reading the rest from the
+log. What limits fan-out now is the bench process holding the 1,000 subscribers: at 4 KiB about 6.7
+microseconds of CPU per delivery, a third of it verifying the hash chain (nats.go verifies nothing),
+while each relayd uses 15-20% of a core.
 
 **Idle connections.** Per connection, measured with 15,000 connections
 (` + "`go run ./bench -figures idle -idle 15000 -systems liaison,jetstream-always -pprof DIR`" + `): an idle

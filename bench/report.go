@@ -351,7 +351,7 @@ The ratio columns divide Liaison's figure by JetStream's: above 1 is better for 
 	b.WriteString("## Reproducing\n\n")
 	b.WriteString("Install nats-server once (the harness looks in `$NATS_SERVER`, `$PATH`, `$GOBIN` and `~/go/bin`):\n\n")
 	fmt.Fprintf(&b, "```sh\n%s\n```\n\n", natsInstall)
-	b.WriteString("Then run the command above from the repository root. `go run ./bench -h` lists the flags (figures, payloads, durations, output paths); `go run ./bench -smoke` finishes in seconds and is what CI runs (`go test ./bench`). The harness raises its open-file limit (inherited by the servers) for the idle-connection figure. `-pprof DIR` starts relayd with `--pprof` and saves a CPU profile of node 1 per figure.\n")
+	b.WriteString("Then run the command above from the repository root. `go run ./bench -h` lists the flags (figures, payloads, durations, output paths); `go run ./bench -smoke` finishes in seconds and is what CI runs (`go test ./bench`). The harness raises its open-file limit (inherited by the servers) for the idle-connection figure. `-pprof DIR` starts relayd with `--pprof` and saves CPU profiles of every node and of the bench process per figure.\n")
 	if extra := profileNotes(); extra != "" {
 		b.WriteString("\n" + extra)
 	}
