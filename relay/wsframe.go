@@ -195,6 +195,23 @@ func (p *frameParser) header(b []byte, limit int) ([]byte, error) {
 }
 
 func (p *frameParser) unmask(b []byte) {
+	// Byte by byte up to a mask boundary, then eight bytes at a time with
+	// the mask repeated, then the tail.
+	for len(b) > 0 && p.maskPos&3 != 0 {
+		b[0] ^= p.mask[p.maskPos&3]
+		b = b[1:]
+		p.maskPos++
+	}
+	if len(b) >= 8 {
+		m := uint64(binary.LittleEndian.Uint32(p.mask[:]))
+		m |= m << 32
+		n := len(b) &^ 7
+		for i := 0; i < n; i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^m)
+		}
+		b = b[n:]
+		p.maskPos += n
+	}
 	for i := range b {
 		b[i] ^= p.mask[p.maskPos&3]
 		p.maskPos++

@@ -232,3 +232,30 @@ func FuzzFrameParser(f *testing.F) {
 		}
 	})
 }
+
+// unmask gives the same bytes as the byte-by-byte definition (RFC 6455,
+// 5.3) whatever the lengths and the position in the mask it starts at.
+func TestUnmaskMatchesDefinition(t *testing.T) {
+	mask := [4]byte{0x12, 0x9a, 0x3c, 0xf0}
+	data := make([]byte, 100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for split := 0; split <= len(data); split++ {
+		for _, chunk := range []int{1, 3, 8, 13, 64} {
+			p := frameParser{mask: mask}
+			got := append([]byte(nil), data...)
+			p.unmask(got[:split])
+			for rest := got[split:]; len(rest) > 0; {
+				n := min(chunk, len(rest))
+				p.unmask(rest[:n])
+				rest = rest[n:]
+			}
+			for i := range data {
+				if want := data[i] ^ mask[i%4]; got[i] != want {
+					t.Fatalf("split %d chunk %d: byte %d is %#x, want %#x", split, chunk, i, got[i], want)
+				}
+			}
+		}
+	}
+}
