@@ -24,23 +24,26 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // BenchmarkClusterPublish measures publish-to-ack throughput on an
-// in-process three-node cluster (real raft over loopback TCP, bbolt with
-// fsync on every node) with publishers spread over all nodes, so followers
-// forward to the leader and everything shares the leader's group commit.
+// in-process three-node cluster (real raft over loopback TCP, the Raft log
+// fsynced on every node) with publishers spread over all nodes, so
+// followers forward to the leader and everything shares the leader's group
+// commit; with the default MaxInflight (1) and with 8, the default before.
 //
-//	go test -run '^$' -bench ClusterPublish -benchtime 20000x ./cluster
+//	go test -run '^$' -bench ClusterPublish -benchtime 6000x ./cluster
 func BenchmarkClusterPublish(b *testing.B) {
-	for _, p := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("publishers=%d", p), func(b *testing.B) {
-			nodes := openClusterB(b, 3)
-			var leader *Node
-			for _, n := range nodes {
-				if n.Status().State == "Leader" {
-					leader = n
+	for _, inflight := range []int{1, 8} {
+		for _, p := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("inflight=%d/publishers=%d", inflight, p), func(b *testing.B) {
+				nodes := openClusterB(b, 3, func(c *Config) { c.MaxInflight = inflight })
+				var leader *Node
+				for _, n := range nodes {
+					if n.Status().State == "Leader" {
+						leader = n
+					}
 				}
-			}
-			benchPublishers(b, nodes, leader, p)
-		})
+				benchPublishers(b, nodes, leader, p)
+			})
+		}
 	}
 }
 

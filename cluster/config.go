@@ -67,10 +67,14 @@ type Config struct {
 	// MaxBatchBytes bounds the encoded size of one Raft entry; default
 	// 1 MiB.
 	MaxBatchBytes int
-	// MaxInflight bounds the Raft entries submitted but not yet committed;
-	// default 8. Fewer in flight means more publishes wait for the next
-	// entry, so entries grow with load (measured with BenchmarkPublish: at
-	// 256 publishers 8 beat both 1 and 64).
+	// MaxInflight bounds the Raft entries the batcher has submitted beyond
+	// the one it waits on; default 1. Fewer in flight means more publishes
+	// wait for the next entry, so entries grow with the load and the
+	// followers write fewer, larger batches. BenchmarkClusterPublish on a
+	// quiet machine (2026-11-28), messages/s over four or five runs, 1 vs
+	// 8: 16 publishers 3158-3671 vs 2545-2913 (better every time), 256
+	// publishers 14285-21358 vs 16272-20456 (the same on average). Before
+	// the FSM stopped fsyncing, 8 had measured best.
 	MaxInflight int
 	// ApplyTimeout bounds how long raft.Apply waits to enqueue an entry;
 	// default 10 s.
@@ -144,7 +148,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.MaxBatchBytes = 1 << 20
 	}
 	if out.MaxInflight == 0 {
-		out.MaxInflight = 8
+		out.MaxInflight = 1
 	}
 	if out.ApplyTimeout == 0 {
 		out.ApplyTimeout = 10 * time.Second
