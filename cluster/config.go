@@ -68,13 +68,13 @@ type Config struct {
 	// 1 MiB.
 	MaxBatchBytes int
 	// MaxInflight bounds the Raft entries the batcher has submitted beyond
-	// the one it waits on; default 1. Fewer in flight means more publishes
-	// wait for the next entry, so entries grow with the load and the
-	// followers write fewer, larger batches. BenchmarkClusterPublish on a
-	// quiet machine (2026-11-28), messages/s over four or five runs, 1 vs
-	// 8: 16 publishers 3158-3671 vs 2545-2913 (better every time), 256
-	// publishers 14285-21358 vs 16272-20456 (the same on average). Before
-	// the FSM stopped fsyncing, 8 had measured best.
+	// the one it waits on; default 8. Fewer in flight means more publishes
+	// wait for the next entry, so entries grow with the load: with 1,
+	// BenchmarkClusterPublish at 16 publishers was about 20% faster in
+	// every run (256 publishers the same on average), but in the full
+	// bench run (go run ./bench) one connection streaming at 1,000/s saw
+	// its median publish-to-delivery latency rise from 4.6 to 7.4 ms
+	// (256 B), since each entry waits for the one before it. So 8 stays.
 	MaxInflight int
 	// ApplyTimeout bounds how long raft.Apply waits to enqueue an entry;
 	// default 10 s.
@@ -148,7 +148,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.MaxBatchBytes = 1 << 20
 	}
 	if out.MaxInflight == 0 {
-		out.MaxInflight = 1
+		out.MaxInflight = 8
 	}
 	if out.ApplyTimeout == 0 {
 		out.ApplyTimeout = 10 * time.Second
