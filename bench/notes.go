@@ -51,10 +51,10 @@ measures it in-process):
   (docs/operations.md gives the CPU it costs).
 - **Tried and left: one Raft entry in flight instead of eight** (cluster Config.MaxInflight).
   BenchmarkClusterPublish (` + "`go test -run '^$' -bench ClusterPublish -benchtime 6000x ./cluster`" + ` compares
-  8 and 1) was about 20% faster at 16 publishers with 1, in every run, and the same at 256; but in
-  a full run with 1 (2026-11-28 22:32 UTC) one connection streaming at 1,000/s saw its median
-  publish-to-delivery latency rise from 4.6 to 7.4 ms (256 B), each entry waiting for the one
-  before it, and the throughput ratios did not move beyond the noise. The default stays 8.
+  8 and 1) was about 20% faster at 16 publishers with 1, in every run, and the same at 256. A full
+  run with 1 (2026-11-28 22:32 UTC) showed no throughput gain beyond the noise and a median
+  latency of 7.4 ms at 1,000/s (256 B), against 4.6, 5.6 and 6.2 ms in three runs with 8; since
+  a streaming connection's entries can wait for the one before them with 1, the default stays 8.
 - **Reads**: a catch-up read copies its envelopes into one allocation (` + "`go test -bench 'BenchmarkRead$' ./cluster`" + `:
   455 to 177 allocations per 256-entry read), and ` + "`internal/netbatch`" + ` writes a frame of 64 KiB or
   more as it is instead of copying it through the batch buffer.
@@ -62,9 +62,13 @@ measures it in-process):
 In the run above the throughput ratios went from 0.26-0.58 (session 2's run, loaded machine) and
 0.44-0.83 (session 3's first run on the quiet machine, before these changes: commit 726b568,
 ` + "`go run ./bench -figures throughput,latency -payloads 256 -systems liaison,jetstream-always -duration 3s`" + `) to
-0.47-1.03, and p50 latency at 1,000/s on a follower from 11.0 ms to 4.6 ms (256 B); the goals
-(2x and 1/2) still miss. The one point where Liaison falls clearly behind is 4 KiB at 20,000/s
-offered from one connection (80 MB/s): it delivers about 7,000/s; that point was not profiled.
+0.43-0.94, and p50 latency at 1,000/s on a follower from 11.0 ms to 6.2 ms (256 B; 4.6 and 5.6 ms
+in two other full runs of the same code); the goals (2x and 1/2) still miss. The one point where
+Liaison falls clearly behind is 4 KiB at 20,000/s offered from one connection (80 MB/s): it
+delivers about 7,000-10,000/s. Its profile (` + "`-figures latency -rates 20000 -payloads 4096 -pprof DIR`" + `)
+showed the leader at about 55% of a core, 38% of it in system calls, and 8% in unmasking the
+client's frames byte by byte, now done eight bytes at a time; every byte also reaches the disk six
+times (three Raft logs, three fsm.db), and the disk itself was not profiled.
 
 What remains is the floor of this design: two bbolt commits in series (four fdatasync, each 0.1
 to 0.3 ms at the median here and several ms at p99 when other processes write) before any

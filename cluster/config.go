@@ -71,10 +71,11 @@ type Config struct {
 	// the one it waits on; default 8. Fewer in flight means more publishes
 	// wait for the next entry, so entries grow with the load: with 1,
 	// BenchmarkClusterPublish at 16 publishers was about 20% faster in
-	// every run (256 publishers the same on average), but in the full
-	// bench run (go run ./bench) one connection streaming at 1,000/s saw
-	// its median publish-to-delivery latency rise from 4.6 to 7.4 ms
-	// (256 B), since each entry waits for the one before it. So 8 stays.
+	// every run (256 publishers the same on average), but a full bench
+	// run (go run ./bench) showed no throughput gain beyond the noise, and
+	// a connection streaming at 1,000/s had a median publish-to-delivery
+	// latency of 7.4 ms against 4.6-6.2 ms with 8 (each entry can wait
+	// for the one before it). So 8 stays.
 	MaxInflight int
 	// ApplyTimeout bounds how long raft.Apply waits to enqueue an entry;
 	// default 10 s.
