@@ -52,7 +52,8 @@ measures it in-process):
 - **Tried and left: one Raft entry in flight instead of eight** (cluster Config.MaxInflight).
   BenchmarkClusterPublish (` + "`go test -run '^$' -bench ClusterPublish -benchtime 6000x ./cluster`" + ` compares
   8 and 1) was about 20% faster at 16 publishers with 1, in every run, and the same at 256. A full
-  run with 1 (2026-11-28 22:32 UTC) showed no throughput gain beyond the noise and a median
+  run with 1 (2026-11-28 22:32 UTC; ` + "`go run ./bench -keep-going`" + ` with cluster/config.go's
+  default set to 1) showed no throughput gain beyond the noise and a median
   latency of 7.4 ms at 1,000/s (256 B), against 4.6, 5.6 and 6.2 ms in three runs with 8; since
   a streaming connection's entries can wait for the one before them with 1, the default stays 8.
 - **Reads**: a catch-up read copies its envelopes into one allocation (` + "`go test -bench 'BenchmarkRead$' ./cluster`" + `:

@@ -160,9 +160,5 @@ func channelBinding(ws *websocket.Conn) []byte {
 		return nil
 	}
 	cs := tc.ConnectionState()
-	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
-	if err != nil {
-		return nil
-	}
-	return b
+	return crypto.ChannelBinding(&cs)
 }

@@ -67,7 +67,6 @@ func readBootID() (string, error) {
 type fsmDurability struct {
 	dbPath, markerPath string
 	boot               string // current boot id; "" when fsync is on
-	log                *slog.Logger
 }
 
 // prepareFSMFile checks the FSM file at path against its marker, removes
@@ -75,7 +74,7 @@ type fsmDurability struct {
 // noSync true means the caller opens it without fsync and must call
 // markDirty before its first write (openStore does both).
 func prepareFSMFile(path string, forceSync bool, bootID func() (string, error), log *slog.Logger) (*fsmDurability, error) {
-	d := &fsmDurability{dbPath: path, markerPath: filepath.Join(filepath.Dir(path), fsmMarkerName), log: log}
+	d := &fsmDurability{dbPath: path, markerPath: filepath.Join(filepath.Dir(path), fsmMarkerName)}
 	boot, bootErr := bootID()
 	marker, err := readBounded(d.markerPath, maxMarker)
 	switch {

@@ -68,49 +68,40 @@ type store struct {
 	dur *fsmDurability
 }
 
-func openStore(path string) (*store, error) {
+func openStore(path string) (*store, error) { return openStoreFile(path, nil) }
+
+// openFSMStore opens the node's own FSM file as d decided (prepareFSMFile).
+func openFSMStore(d *fsmDurability) (*store, error) { return openStoreFile(d.dbPath, d) }
+
+// openStoreFile checks and opens the store at path. With d set and fsync
+// off, it marks the file dirty before the first write; with fsync on, it
+// first makes sure anything an earlier run of this boot wrote without
+// fsync is on disk, then drops the marker.
+func openStoreFile(path string, d *fsmDurability) (*store, error) {
 	if err := checkBoltFile(path); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, false)
-	if err != nil {
-		return nil, err
-	}
-	s := &store{path: path, db: db}
-	if err := s.loadLocked(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// openFSMStore opens the node's own FSM file as d decided (prepareFSMFile):
-// without fsync after marking the file dirty, or with fsync after making
-// sure anything an earlier run of this boot wrote without it is on disk.
-func openFSMStore(d *fsmDurability) (*store, error) {
-	if err := checkBoltFile(d.dbPath); err != nil {
-		return nil, err
-	}
-	if d.noSync() {
+	noSync := d != nil && d.noSync()
+	if noSync {
 		if err := d.markDirty(); err != nil {
 			return nil, err
 		}
 	}
-	db, err := openBolt(d.dbPath, d.noSync())
+	db, err := openBolt(path, noSync)
 	if err != nil {
 		return nil, err
 	}
-	if !d.noSync() {
+	if d != nil && !noSync {
 		if err := db.Sync(); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("sync %s: %w", d.dbPath, err)
+			return nil, fmt.Errorf("sync %s: %w", path, err)
 		}
 		if err := d.dropMarker(); err != nil {
 			db.Close()
 			return nil, err
 		}
 	}
-	s := &store{path: d.dbPath, db: db, dur: d}
+	s := &store{path: path, db: db, dur: d}
 	if err := s.loadLocked(); err != nil {
 		db.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"crypto/ed25519"
+	"crypto/tls"
 	"fmt"
 )
 
@@ -18,6 +19,20 @@ const (
 	// MaxLoginNodeLen bounds the node id bound into a login.
 	MaxLoginNodeLen = 255
 )
+
+// ChannelBinding returns the RFC 9266 tls-exporter value of a TLS
+// connection's state, or nil when there is none (no TLS, or TLS 1.2
+// without extended master secret). Both ends compute it the same way.
+func ChannelBinding(cs *tls.ConnectionState) []byte {
+	if cs == nil {
+		return nil
+	}
+	b, err := cs.ExportKeyingMaterial(ChannelBindingLabel, nil, ChannelBindingSize)
+	if err != nil {
+		return nil
+	}
+	return b
+}
 
 // Login is what a client signs to prove its identity to one relay node on
 // one connection: the node's fresh challenge, the node's id and the time it

@@ -227,24 +227,8 @@ func (n *Node) Crashes() []string {
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
-// NodeStatus is the part of /cluster/status the harness reads.
-type NodeStatus struct {
-	Node struct {
-		NodeID       string `json:"node_id"`
-		State        string `json:"state"`
-		LeaderID     string `json:"leader_id"`
-		Term         uint64 `json:"term"`
-		LastIndex    uint64 `json:"last_index"`
-		CommitIndex  uint64 `json:"commit_index"`
-		AppliedIndex uint64 `json:"applied_index"`
-	} `json:"node"`
-	Servers []struct {
-		ID       string `json:"id"`
-		Address  string `json:"address"`
-		Suffrage string `json:"suffrage"`
-		Leader   bool   `json:"leader"`
-	} `json:"servers"`
-}
+// NodeStatus is what a node's /cluster/status answers.
+type NodeStatus = cluster.StatusReport
 
 // Status reads the node's /cluster/status directly (not through a proxy).
 func (n *Node) Status(ctx context.Context) (NodeStatus, error) {

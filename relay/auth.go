@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -27,20 +26,6 @@ const (
 	authSecond       = "second_auth"   // a second auth on an authenticated connection
 	authTimeout      = "timeout"       // no auth before ChallengeTTL + 2 s: closed CloseAuth
 )
-
-// channelBinding returns the RFC 9266 tls-exporter value of a TLS
-// connection, or nil when there is none (plain TCP, or TLS 1.2 without
-// extended master secret).
-func channelBinding(cs *tls.ConnectionState) []byte {
-	if cs == nil {
-		return nil
-	}
-	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
-	if err != nil {
-		return nil
-	}
-	return b
-}
 
 // ident is what a connection keeps of its verified identity token: the
 // signing key and the name (the HPKE key, over a kilobyte, and the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"liaison/crypto"
 	"liaison/internal/netbatch"
 	"liaison/relay/wire"
 )
@@ -83,7 +84,7 @@ func newConn(s *Server, ws wsConn, remote string, tlsState *tls.ConnectionState)
 		bucket:    newBucket(s.cfg.MsgRate, s.cfg.MsgBurst),
 		id:        newSessionID(),
 		challenge: newChallenge(),
-		channel:   channelBinding(tlsState),
+		channel:   crypto.ChannelBinding(tlsState),
 	}
 	c.room.L = &c.mu
 	c.log = connLog{c}

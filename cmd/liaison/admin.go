@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"liaison/cluster"
 	"liaison/cluster/pki"
 	"liaison/crypto"
 )
@@ -49,23 +50,8 @@ const adminUsage = `admin commands (talk to the relays' /cluster/ endpoints):
 join, remove, snapshot and admins add|remove are signed with your identity
 (--identity); a cluster with admins accepts them only from its admins.`
 
-// nodeStatus mirrors cluster.StatusReport.
-type nodeStatus struct {
-	Node struct {
-		NodeID       string `json:"node_id"`
-		State        string `json:"state"`
-		LeaderID     string `json:"leader_id"`
-		Term         uint64 `json:"term"`
-		CommitIndex  uint64 `json:"commit_index"`
-		AppliedIndex uint64 `json:"applied_index"`
-	} `json:"node"`
-	Servers []struct {
-		ID       string `json:"id"`
-		Address  string `json:"address"`
-		Suffrage string `json:"suffrage"`
-		Leader   bool   `json:"leader"`
-	} `json:"servers"`
-}
+// nodeStatus is what a node's /cluster/status answers.
+type nodeStatus = cluster.StatusReport
 
 func cmdAdmin(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {

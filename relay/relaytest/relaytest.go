@@ -60,11 +60,7 @@ func ChannelBinding(ws *websocket.Conn) []byte {
 		return nil
 	}
 	cs := tc.ConnectionState()
-	b, err := cs.ExportKeyingMaterial(crypto.ChannelBindingLabel, nil, crypto.ChannelBindingSize)
-	if err != nil {
-		return nil
-	}
-	return b
+	return crypto.ChannelBinding(&cs)
 }
 
 // Auth returns the auth frame id sends in answer to h, bound to the TLS
