@@ -71,18 +71,41 @@ showed the leader at about 55% of a core, 38% of it in system calls, and 8% in u
 client's frames byte by byte, now done eight bytes at a time; every byte also reaches the disk six
 times (three Raft logs, three fsm.db), and the disk itself was not profiled.
 
-What remains is the floor of this design: two bbolt commits in series (four fdatasync, each 0.1
-to 0.3 ms at the median here and several ms at p99 when other processes write) before any
-acknowledgement, against JetStream's one write per replica with the leader sending while it
-writes. For one publisher awaiting each acknowledgement that floor alone is about JetStream's
-whole round trip, so 2x JetStream cannot be reached with hashicorp/raft's leader-write-then-
-replicate order and raft-boltdb's two-fdatasync commit. That would need a log store with one
-fdatasync per append and replication in parallel with the leader's own write (raft's log store
-and the order of its leader loop, both outside this project). With many publishers the entries
-grow with the load (group commit: BenchmarkClusterPublish reports about 19 messages per Raft
-entry at 256 publishers, and raft writes several entries per disk write), so the gap narrows; under CPU contention the dozen goroutine
-hand-offs of the path (client, relay reader, batcher, raft leader loop, replication, follower,
-FSM, waiter, relay writer) each add scheduling delay, which hurts Liaison more than JetStream.
+What remains is the floor of this design, and the table "Where a durable publish's time goes"
+above measures it in every run (relayd's ` + "`liaison_raft_log_append_seconds`" + ` and
+` + "`liaison_commit_seconds`" + `, read by the harness around each throughput point). A commit waits for two
+raft-boltdb appends in series, the leader's and then a follower's, each a bbolt commit with two
+fdatasync: hashicorp/raft v1.7.3 sends an entry to the followers only after the leader's own
+append returns (raft.go, dispatchLogs). With one publisher, twice JetStream's throughput means an
+acknowledgement in half of JetStream's time, and the two appends alone take longer than that (the
+sentence under the table gives both figures of the run). A 3 s execution trace of the leader and a
+follower during one publisher (relayd ` + "`--pprof`" + `, ` + "`curl -o t.out 'http://NODE/debug/pprof/trace?seconds=3'`" + `,
+` + "`go tool trace -pprof=syscall t.out > s.pb && go tool pprof -top s.pb`" + `; 2026-11-28 23:39 UTC) agrees:
+0.79 s of fdatasync on the leader and 0.97 s on the follower, about 0.45 and 0.55 ms per commit of
+the 1.58 ms mean commit; the rest is bbolt's page writes, two loopback hops and goroutine hand-offs.
+Reaching 2x would need a log store with one fdatasync per append and replication in parallel with
+the leader's own write: raft's log store and the order of its leader loop, both outside this project.
+
+With more publishers the commit grows faster than the appends (at 16 publishers about 5.9 ms
+against 2.6 ms for the two appends in the 23:42 UTC run): raft's leader loop is one goroutine that
+both appends new entries and handles commit notices, so a commit waits behind the append in
+progress, and a follower handles one AppendEntries at a time. The three nodes also share one
+disk here, so their fdatasync queue behind each other's (an append took 0.68 ms at one publisher
+and 2.5-3 ms at 256); JetStream shares it too, with half as many fdatasync per write. The entries
+grow with the load (group commit: BenchmarkClusterPublish reports about 19 messages per Raft entry
+at 256 publishers, and raft writes several entries per disk write), so the gap narrows.
+
+Two changes tried in session 4 and left out, each measured with
+` + "`go run ./bench -figures throughput -payloads 256 -publishers 16,256 -systems liaison -relayd BIN`" + `
+against a build of the same commit, runs alternated (msgs/s, two runs each):
+
+- **A follower acknowledging a forwarded message publish as soon as the leader reports it
+  committed**, instead of once it has applied the entry itself (cluster/forward.go): 2,341 and
+  2,123 at 16 publishers against 2,005 and 1,991; 11,197 and 10,540 at 256 against 11,813 and
+  9,547. Within the noise, and it would have weakened the read-your-writes guarantee of
+  docs/protocol.md, so it was dropped.
+- **32 Raft entries in flight instead of 8** (cluster Config.MaxInflight): 1,771 and 1,946 at 16
+  publishers against 1,880 and 1,693; 7,979 and 7,494 at 256 against 8,587 and 8,927. No gain.
 
 **Catch-up.** A follower serves a catching-up subscriber from its own fsm.db in reads of up to
 256 entries or 512 KiB per short bbolt read transaction, packed into deliver frames of up to 1 MiB;

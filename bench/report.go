@@ -333,6 +333,7 @@ The ratio columns divide Liaison's figure by JetStream's: above 1 is better for 
 		fmt.Fprintf(&b, "![publish-to-delivery latency percentiles](%s)\n\n", rel)
 		b.WriteString("The plot shows p50, p99 and p99.9 (log scale, ms) per offered load and payload; bars in each group: liaison (blue), jetstream-always (orange), jetstream-default (grey).\n\n")
 	}
+	writeBreakdown(&b, res)
 	if secs, ok := fieldValue(res, mFieldSecs); ok {
 		floor, _ := fieldValue(res, mFieldFloor)
 		util, _ := fieldValue(res, mFieldUtil)

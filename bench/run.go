@@ -133,6 +133,11 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 		stop := prof("throughput")
 		for _, pl := range cfg.payloads {
 			for _, p := range cfg.publishers {
+				lc, _ := sys.(*liaisonCluster)
+				var before []map[string]float64
+				if lc != nil {
+					before, _ = lc.scrape(ctx)
+				}
 				v, err := measureThroughput(ctx, sys, pl, p, cfg.duration)
 				if err != nil {
 					if err := fatal(fmt.Errorf("throughput %d B x %d: %w", pl, p, err)); err != nil {
@@ -143,6 +148,18 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 				}
 				logf("throughput", "payload", pl, "publishers", p, "msgs_per_s", round(v))
 				res.add(figure{System: name, Metric: mThroughput, PayloadBytes: pl, Publishers: p, Value: v, Unit: "msgs/s"})
+				if lc != nil && before != nil {
+					after, err := lc.scrape(ctx)
+					if b, ok := breakdown(before, after); err == nil && ok {
+						logf("commit breakdown", "payload", pl, "publishers", p, "commit_ms", b.commit, "leader_append_ms", b.leaderAppend, "follower_append_ms", b.followerAppend)
+						for _, x := range []struct {
+							m string
+							v float64
+						}{{mCommit, b.commit}, {mAppendLeader, b.leaderAppend}, {mAppendFollower, b.followerAppend}} {
+							res.add(figure{System: name, Metric: x.m, PayloadBytes: pl, Publishers: p, Value: x.v, Unit: "ms"})
+						}
+					}
+				}
 			}
 		}
 		stop()

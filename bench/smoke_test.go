@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		sysLiaison:  {mThroughput, mLatP50, mLatP99, mLatP999, mCatchup, mIdle, mFanout, mFieldSecs, mFieldUtil, mFieldBytes},
+		sysLiaison:  {mThroughput, mCommit, mAppendLeader, mAppendFollower, mLatP50, mLatP99, mLatP999, mCatchup, mIdle, mFanout, mFieldSecs, mFieldUtil, mFieldBytes},
 		sysJSAlways: {mThroughput, mLatP99, mCatchup, mIdle, mFanout},
 	}
 	for _, sys := range splitList(systems) {
@@ -57,8 +58,8 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	if md := markdown(cfg, res); len(md) == 0 {
-		t.Error("empty report")
+	if md := markdown(cfg, res); !strings.Contains(md, "Where a durable publish's time goes") {
+		t.Errorf("report without the commit breakdown:\n%s", md)
 	}
 }
 

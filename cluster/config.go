@@ -41,7 +41,7 @@ type Config struct {
 	// Logger receives the node's and raft's logs; default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when set, observes every Raft entry this node commits as
-	// leader.
+	// leader and every append to its Raft log.
 	Metrics Metrics
 
 	// CommitTimeout is raft's CommitTimeout: how long the leader waits
@@ -179,4 +179,8 @@ type Metrics interface {
 	// leader once it committed: how many publishes it carried and how long
 	// it took from Apply to the FSM's answer.
 	ObserveCommit(messages int, latency time.Duration)
+	// ObserveLogAppend is called for each append to this node's Raft log
+	// (as leader or follower): how many entries it wrote and how long the
+	// write took, fsync included.
+	ObserveLogAppend(entries int, latency time.Duration)
 }

@@ -166,7 +166,11 @@ func Open(cfg Config) (*Node, error) {
 	// The cache keeps the newest entries in memory, so replication to the
 	// followers does not read back (and decode) what the leader has just
 	// written; 64 entries cover a full AppendEntries (MaxAppendEntries).
-	logs, err := raft.NewLogCache(logCacheEntries, n.logs)
+	var store raft.LogStore = n.logs
+	if m := c.Metrics; m != nil {
+		store = timedLogStore{LogStore: n.logs, observe: m.ObserveLogAppend}
+	}
+	logs, err := raft.NewLogCache(logCacheEntries, store)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft log cache: %w", err)
 	}

@@ -19,6 +19,7 @@ type metrics struct {
 	reg     *prometheus.Registry
 	commit  prometheus.Histogram
 	perEnt  prometheus.Histogram
+	logApp  prometheus.Histogram
 	relay   *relay.Server
 	cluster *cluster.Node
 
@@ -40,6 +41,12 @@ func newMetrics() *metrics {
 		Name:    "liaison_messages_per_entry",
 		Help:    "Publishes packed into each Raft entry this node committed as leader (group commit).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+	})
+	m.logApp = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "liaison_raft_log_append_seconds",
+		Help: "Time each append to this node's Raft log took, fsync included (leader and follower; " +
+			"a publish waits for the leader's and then a follower's).",
+		Buckets: prometheus.ExponentialBuckets(0.0000625, 2, 16),
 	})
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
@@ -63,7 +70,7 @@ func newMetrics() *metrics {
 	m.entries = d("liaison_raft_entries_built_total", "Raft entries this node built as leader.")
 	m.batched = d("liaison_messages_batched_total", "Publishes packed into those entries.")
 	m.ready = d("liaison_ready", "1 when the node serves clients (in the cluster, knows a leader, caught up).")
-	m.reg.MustRegister(m.commit, m.perEnt, m,
+	m.reg.MustRegister(m.commit, m.perEnt, m.logApp, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +79,11 @@ func newMetrics() *metrics {
 func (m *metrics) ObserveCommit(messages int, latency time.Duration) {
 	m.commit.Observe(latency.Seconds())
 	m.perEnt.Observe(float64(messages))
+}
+
+// ObserveLogAppend implements cluster.Metrics.
+func (m *metrics) ObserveLogAppend(_ int, latency time.Duration) {
+	m.logApp.Observe(latency.Seconds())
 }
 
 // attach gives the collector the node's parts once they exist.

@@ -91,6 +91,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 		"liaison_deliveries_total":                            50,
 		"liaison_messages_batched_total":                      50,
 		"liaison_commit_seconds_count":                        1,
+		"liaison_raft_log_append_seconds_count":               1,
 		"liaison_messages_per_entry_count":                    1,
 		"liaison_bad_frames_total":                            1,
 		`liaison_auth_failures_total{reason="no_auth_frame"}`: 1,
