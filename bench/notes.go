@@ -60,16 +60,22 @@ measures it in-process):
   455 to 177 allocations per 256-entry read), and ` + "`internal/netbatch`" + ` writes a frame of 64 KiB or
   more as it is instead of copying it through the batch buffer.
 
-In the run above the throughput ratios went from 0.26-0.58 (session 2's run, loaded machine) and
-0.44-0.83 (session 3's first run on the quiet machine, before these changes: commit 726b568,
-` + "`go run ./bench -figures throughput,latency -payloads 256 -systems liaison,jetstream-always -duration 3s`" + `) to
-0.43-0.94, and p50 latency at 1,000/s on a follower from 11.0 ms to 6.2 ms (256 B; 4.6 and 5.6 ms
-in two other full runs of the same code); the goals (2x and 1/2) still miss. The one point where
-Liaison falls clearly behind is 4 KiB at 20,000/s offered from one connection (80 MB/s): it
-delivers about 7,000-10,000/s. Its profile (` + "`-figures latency -rates 20000 -payloads 4096 -pprof DIR`" + `)
+Session 3's final full run (2026-11-28 22:54 UTC, commit 5e221fe, quiet machine) had throughput
+ratios of 0.43-0.94, up from 0.26-0.58 (session 2's run, loaded machine) and 0.44-0.83 (session 3's
+first run on the quiet machine, before its changes: commit 726b568,
+` + "`go run ./bench -figures throughput,latency -payloads 256 -systems liaison,jetstream-always -duration 3s`" + `),
+and a p50 latency at 1,000/s on a follower of 6.2 ms (256 B), down from 11.0 ms. Full runs of the
+same code differ with the load of the shared host: session 4's two full runs (2026-11-28 23:47 and
+2026-11-29 00:00 UTC; the second is the one above) gave throughput ratios of 0.46-0.88 and
+0.52-0.91, and catch-up rates of 320,228 and 528,616 messages/s (1.64x and 2.38x), while the
+catch-up figure alone a minute after the first run
+(` + "`go run ./bench -figures catchup -systems liaison -json '' -doc '' -plot ''`" + `) gave 616,282. The one
+point where Liaison falls clearly behind is 4 KiB at 20,000/s offered from one connection (80 MB/s):
+it delivers about 5,000-10,000/s, about what 256 publishers get acknowledged at 4 KiB, and the
+backlog is what the latency measures. Every byte reaches the disk six times (three Raft logs, three
+fsm.db). Its profile (` + "`-figures latency -rates 20000 -payloads 4096 -pprof DIR`" + `, session 3)
 showed the leader at about 55% of a core, 38% of it in system calls, and 8% in unmasking the
-client's frames byte by byte, now done eight bytes at a time; every byte also reaches the disk six
-times (three Raft logs, three fsm.db), and the disk itself was not profiled.
+client's frames byte by byte, now done eight bytes at a time; the disk itself was not profiled.
 
 What remains is the floor of this design, and the table "Where a durable publish's time goes"
 above measures it in every run (relayd's ` + "`liaison_raft_log_append_seconds`" + ` and
