@@ -165,8 +165,12 @@ func writeBreakdown(b *strings.Builder, res *results) {
 	fa, _ := val(mAppendFollower, k)
 	if ok && js > 0 {
 		half := float64(k.publishers) / js * 1000 / 2
-		fmt.Fprintf(b, "Twice JetStream's throughput at %s and %d publisher(s) means an acknowledgement every %s ms per publisher; "+
+		pubs := fmt.Sprintf("%d publishers", k.publishers)
+		if k.publishers == 1 {
+			pubs = "one publisher"
+		}
+		fmt.Fprintf(b, "Twice JetStream's throughput at %d B with %s means an acknowledgement every %s ms per publisher; "+
 			"the leader's and a follower's Raft log appends alone took %s ms in this run.\n\n",
-			fmt.Sprintf("%d B", k.payload), k.publishers, fmtValue(half), fmtValue(la+fa))
+			k.payload, pubs, fmtValue(half), fmtValue(la+fa))
 	}
 }
