@@ -240,6 +240,12 @@ func (c *conn) readReady() {
 		}
 	}
 	if err := c.s.poller.arm(c.rc, c.pollID); err != nil {
+		if c.s.poller.hasFailed() {
+			// As pollerFailed does, which may not have reached this
+			// connection yet: the client reconnects.
+			c.closeWith(websocket.CloseInternalServerErr, "")
+			return
+		}
 		c.shutdown() // closed meanwhile
 	}
 }

@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// epollWait is syscall.EpollWait; a test makes it fail to exercise the
+// poller's failure path, which no real error reaches on demand.
+var epollWait = syscall.EpollWait
+
 // errPollerClosed reports a poller that has stopped.
 var errPollerClosed = errors.New("poller stopped")
 
@@ -33,6 +37,7 @@ type poller struct {
 	conns   map[uint64]*conn // watched connections by id (the event's data)
 	next    uint64
 	stopped bool
+	failed  bool // run ended on an epoll error
 }
 
 // newPoller opens the epoll instance.
@@ -76,11 +81,16 @@ func (p *poller) run(ready func(*conn), sweep func(), every time.Duration) error
 			sweep()
 			next = time.Now().Add(every)
 		}
-		n, err := syscall.EpollWait(p.epfd, events, int(max(time.Until(next).Milliseconds(), 1)))
+		n, err := epollWait(p.epfd, events, int(max(time.Until(next).Milliseconds(), 1)))
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
+			// Recorded before the deferred closeFDs, so a reader whose
+			// arm fails on the closed descriptors sees why.
+			p.mu.Lock()
+			p.failed = true
+			p.mu.Unlock()
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range events[:n] {
@@ -106,6 +116,13 @@ func (p *poller) each(fn func(*conn)) {
 	for _, c := range p.conns {
 		fn(c)
 	}
+}
+
+// hasFailed reports whether run ended on an epoll error.
+func (p *poller) hasFailed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed
 }
 
 // stop ends run.

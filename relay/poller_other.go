@@ -19,6 +19,8 @@ func (p *poller) each(func(*conn)) {}
 
 func (p *poller) stop() {}
 
+func (p *poller) hasFailed() bool { return false }
+
 func (p *poller) add(*conn, syscall.RawConn, func(uint64)) error {
 	return errors.New("no epoll on this platform")
 }
