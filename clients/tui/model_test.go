@@ -51,7 +51,7 @@ func (f *fakeBackend) Ack(op, id string, state TaskState) error {
 func (f *fakeBackend) SendTask(op string, priority wire.Class, text string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tasks = append(f.tasks, fmt.Sprintf("%s/%s/%s", op, priorityName(priority), text))
+	f.tasks = append(f.tasks, fmt.Sprintf("%s/%s/%s", op, priority, text))
 	return f.err
 }
 

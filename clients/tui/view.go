@@ -128,7 +128,7 @@ func (m *Model) tasksView() []string {
 		if !t.Verified {
 			mark = markRejected
 		}
-		l := fmt.Sprintf("%s %-9s %s %s  %s%s: %s", priorityIcon(t.Priority), strings.ToUpper(priorityName(t.Priority)), t.Short, sanitize(t.Op), sanitize(t.From), mark, sanitize(t.Text))
+		l := fmt.Sprintf("%s %-9s %s %s  %s%s: %s", priorityIcon(t.Priority), strings.ToUpper(t.Priority.String()), t.Short, sanitize(t.Op), sanitize(t.From), mark, sanitize(t.Text))
 		if t.DueMS > 0 {
 			l += "  due " + clock(t.DueMS)
 		}
@@ -168,16 +168,6 @@ func (m *Model) tasksView() []string {
 		rows = append(rows, fit(l, m.width))
 	}
 	return rows
-}
-
-func priorityName(c wire.Class) string {
-	switch c {
-	case wire.ClassFlash:
-		return "flash"
-	case wire.ClassImmediate:
-		return "immediate"
-	}
-	return "routine"
 }
 
 func priorityIcon(c wire.Class) string {
@@ -279,7 +269,7 @@ func entryLines(e session.Entry, w int) []string {
 		switch e.Type {
 		case session.TypeChat, "":
 		case session.TypeTask:
-			text = fmt.Sprintf("%s %s TASK %s: %s", priorityIcon(e.Priority), strings.ToUpper(priorityName(e.Priority)), shortID(e.TaskID), text)
+			text = fmt.Sprintf("%s %s TASK %s: %s", priorityIcon(e.Priority), strings.ToUpper(e.Priority.String()), shortID(e.TaskID), text)
 			if e.DueMS > 0 {
 				text += " (due " + clock(e.DueMS) + ")"
 			}

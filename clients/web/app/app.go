@@ -340,7 +340,7 @@ func entryJS(e session.Entry) map[string]any {
 	}
 	if len(e.TaskID) > 0 {
 		out["taskId"] = hex.EncodeToString(e.TaskID)
-		out["priority"] = priorityName(e.Priority)
+		out["priority"] = e.Priority.String()
 		out["state"] = stateName(e.State)
 		out["due"] = e.DueMS
 	}

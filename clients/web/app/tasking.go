@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"strconv"
 	"strings"
 	"syscall/js"
 	"time"
@@ -15,16 +14,15 @@ import (
 	"liaison/relay/wire"
 )
 
-// priorities by name, as the page and the CLI spell them.
-var priorities = map[string]wire.Class{"routine": wire.ClassRoutine, "immediate": wire.ClassImmediate, "flash": wire.ClassFlash}
-
-func priorityName(c wire.Class) string {
-	for n, v := range priorities {
-		if v == c {
-			return n
+// parsePriority parses a priority as the page and the CLI spell it: the
+// name wire.Class.String gives.
+func parsePriority(s string) (wire.Class, bool) {
+	for c := wire.ClassRoutine; c <= wire.MaxClass; c++ {
+		if c.String() == s {
+			return c, true
 		}
 	}
-	return "class " + strconv.Itoa(int(c))
+	return 0, false
 }
 
 // sendTask(op, priority, text, dueMinutes) sends a task to everyone in op
@@ -35,7 +33,7 @@ func (a *app) sendTask(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	class, ok := priorities[prio]
+	class, ok := parsePriority(prio)
 	if !ok {
 		return nil, errors.New("priority must be routine, immediate or flash")
 	}
@@ -109,7 +107,7 @@ func (a *app) tasks(args []js.Value) (any, error) {
 		delivered, acked, overdue := t.Counts()
 		out = append(out, map[string]any{
 			"id": hex.EncodeToString(t.ID[:]), "seq": t.Seq, "sender": t.SenderName, "mine": t.Sender == self,
-			"priority": priorityName(t.Priority), "rank": int(t.Priority), "text": t.Text,
+			"priority": t.Priority.String(), "rank": int(t.Priority), "text": t.Text,
 			"sentAt": unixMS(t.SentAt), "due": unixMS(t.Due), "myState": mine,
 			"delivered": delivered, "acked": acked, "overdue": overdue, "members": members,
 		})
