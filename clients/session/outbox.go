@@ -2,11 +2,8 @@ package session
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
-
-	"golang.org/x/crypto/chacha20poly1305"
 
 	"liaison/clients"
 	"liaison/relay/wire"
@@ -179,13 +176,6 @@ func (s *Session) withOutbox(op string, f func(ob *outboxFile) (write bool, err 
 	return s.writeOutbox(ob)
 }
 
-func outboxAD(op string, self [32]byte) []byte {
-	ad := []byte(outboxMagic)
-	ad = append(ad, stateVersion, 0, byte(len(op)))
-	ad = append(ad, op...)
-	return append(ad, self[:]...)
-}
-
 // readOutbox decrypts op's outbox; an empty one if there is no file.
 func (s *Session) readOutbox(op string) (*outboxFile, error) {
 	b, err := s.loadOutbox(op)
@@ -195,17 +185,9 @@ func (s *Session) readOutbox(op string) (*outboxFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	hdr := len(outboxMagic) + 1 + chacha20poly1305.NonceSizeX
-	if len(b) < hdr+chacha20poly1305.Overhead || len(b) > maxOutboxFile || string(b[:4]) != outboxMagic || b[4] != stateVersion {
-		return nil, fmt.Errorf("session: %s: not an outbox file", s.outboxName(op))
-	}
-	aead, err := chacha20poly1305.NewX(s.key[:])
+	pt, err := s.openBlob(outboxBlob, op, s.outboxName(op), b)
 	if err != nil {
 		return nil, err
-	}
-	pt, err := aead.Open(nil, b[5:hdr], b[hdr:], outboxAD(op, s.self))
-	if err != nil {
-		return nil, fmt.Errorf("session: %s: cannot decrypt (another identity's outbox, or damaged)", s.outboxName(op))
 	}
 	defer clear(pt)
 	ob := new(outboxFile)
@@ -229,17 +211,10 @@ func (s *Session) writeOutbox(ob *outboxFile) error {
 	if err != nil {
 		return err
 	}
-	defer clear(pt)
-	aead, err := chacha20poly1305.NewX(s.key[:])
+	out, err := s.sealBlob(outboxBlob, ob.Op, pt)
+	clear(pt)
 	if err != nil {
 		return err
 	}
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	out := append([]byte(outboxMagic), stateVersion)
-	out = append(out, nonce...)
-	out = aead.Seal(out, nonce, pt, outboxAD(ob.Op, s.self))
 	return s.saveOutbox(ob.Op, out)
 }

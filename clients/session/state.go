@@ -2,12 +2,10 @@ package session
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
-	"golang.org/x/crypto/chacha20poly1305"
 
 	"liaison/relay/wire"
 )
@@ -232,13 +230,6 @@ func init() {
 // ErrNoState is returned for an operation with no local state.
 var ErrNoState = errors.New("session: no local state for this operation")
 
-func stateAD(op string, self [32]byte) []byte {
-	ad := []byte(stateMagic)
-	ad = append(ad, stateVersion, 0, byte(len(op)))
-	ad = append(ad, op...)
-	return append(ad, self[:]...)
-}
-
 func (s *Session) statePath(op string) string {
 	return s.store.Name(op)
 }
@@ -249,18 +240,11 @@ func (s *Session) readState(op string) (*opState, error) {
 	if err != nil {
 		return nil, err
 	}
-	hdr := len(stateMagic) + 1 + chacha20poly1305.NonceSizeX
-	if len(b) < hdr+chacha20poly1305.Overhead || len(b) > maxStateFile || string(b[:4]) != stateMagic || b[4] != stateVersion {
-		return nil, fmt.Errorf("session: %s: not a state file", s.statePath(op))
-	}
-	aead, err := chacha20poly1305.NewX(s.key[:])
+	pt, err := s.openBlob(stateBlob, op, s.statePath(op), b)
 	if err != nil {
 		return nil, err
 	}
-	pt, err := aead.Open(nil, b[5:hdr], b[hdr:], stateAD(op, s.id.PublicKey()))
-	if err != nil {
-		return nil, fmt.Errorf("session: %s: cannot decrypt (another identity's state, or damaged)", s.statePath(op))
-	}
+	defer clear(pt)
 	st := new(opState)
 	if err := stateDec.Unmarshal(pt, st); err != nil {
 		return nil, fmt.Errorf("session: %s: %w", s.statePath(op), err)
@@ -271,26 +255,17 @@ func (s *Session) readState(op string) (*opState, error) {
 	return st, nil
 }
 
-// writeState encrypts st and replaces op's state file atomically: temporary
-// file, fsync, rename, fsync of the directory.
+// writeState encrypts st and replaces op's state in the store atomically
+// (for a FileStore: temporary file, fsync, rename, fsync of the directory).
 func (s *Session) writeState(st *opState) error {
 	pt, err := stateEnc.Marshal(st)
 	if err != nil {
 		return err
 	}
-	aead, err := chacha20poly1305.NewX(s.key[:])
+	out, err := s.sealBlob(stateBlob, st.Op, pt)
+	clear(pt)
 	if err != nil {
 		return err
 	}
-	out := make([]byte, 0, 5+chacha20poly1305.NonceSizeX+len(pt)+chacha20poly1305.Overhead)
-	out = append(out, stateMagic...)
-	out = append(out, stateVersion)
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	out = append(out, nonce...)
-	out = aead.Seal(out, nonce, pt, stateAD(st.Op, s.self))
-	clear(pt)
 	return s.store.Save(st.Op, out)
 }
