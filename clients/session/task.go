@@ -321,11 +321,7 @@ func ComputeTasks(entries []Entry, r *crypto.Roster, delivery Delivery, now time
 				if m.Key == t.Sender {
 					continue
 				}
-				mt := MemberTask{Member: m.Key, Name: m.Name, Role: m.Role}
-				if seq, ok := delivery[m.Key]; ok {
-					mt.DeliveryKnown, mt.Delivered = true, seq >= e.Seq
-				}
-				t.Members = append(t.Members, mt)
+				t.Members = append(t.Members, MemberTask{Member: m.Key, Name: m.Name, Role: m.Role})
 			}
 			index[id] = len(tasks)
 			tasks = append(tasks, t)
@@ -344,6 +340,7 @@ func ComputeTasks(entries []Entry, r *crypto.Roster, delivery Delivery, now time
 			m.Delivered, m.DeliveryKnown = true, true
 		}
 	}
+	ApplyDelivery(tasks, delivery)
 	for ti := range tasks {
 		t := &tasks[ti]
 		if t.Due.IsZero() || !now.After(t.Due) {
@@ -354,4 +351,21 @@ func ComputeTasks(entries []Entry, r *crypto.Roster, delivery Delivery, now time
 		}
 	}
 	return tasks
+}
+
+// ApplyDelivery marks in tasks the members that the relay's delivery table
+// d reports: delivered if a device of theirs was sent the task's sequence.
+// A member whose delivery is known already (an acknowledgement implies it)
+// keeps it. Tasks(op, nil) followed by ApplyDelivery(ts, d) gives what
+// Tasks(op, d) gives, without reading the state again.
+func ApplyDelivery(tasks []TaskStatus, d Delivery) {
+	for ti := range tasks {
+		t := &tasks[ti]
+		for mi := range t.Members {
+			m := &t.Members[mi]
+			if seq, ok := d[m.Member]; ok && !m.DeliveryKnown {
+				m.DeliveryKnown, m.Delivered = true, seq >= t.Seq
+			}
+		}
+	}
 }

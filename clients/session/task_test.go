@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -171,6 +173,23 @@ func TestComputeTasksRules(t *testing.T) {
 	}
 	if ts := ComputeTasks(entries, r, nil, time.UnixMilli(1000)); ts[0].Members[0].Overdue || ts[0].Members[1].Overdue {
 		t.Fatal("overdue at exactly the due time")
+	}
+	// The delivery table: m1's acknowledgement implies delivery whatever
+	// the table says; applied afterwards it gives what computing with it
+	// gives.
+	d := Delivery{[32]byte(k(1)): 1, [32]byte(k(2)): 2}
+	with := ComputeTasks(entries, r, d, time.UnixMilli(1001))
+	if ms := with[0].Members; !ms[0].Delivered || !ms[0].DeliveryKnown || !ms[1].Delivered || !ms[1].DeliveryKnown {
+		t.Fatalf("members with the delivery table %+v", ms)
+	}
+	early := ComputeTasks(entries, r, Delivery{[32]byte(k(2)): 1}, time.UnixMilli(1001))[0].Members
+	if i := slices.IndexFunc(early, func(m MemberTask) bool { return m.Member == [32]byte(k(2)) }); i < 0 || early[i].Delivered || !early[i].DeliveryKnown {
+		t.Fatalf("m2 was sent only sequence 1, before the task: %+v", early)
+	}
+	later := ComputeTasks(entries, r, nil, time.UnixMilli(1001))
+	ApplyDelivery(later, d)
+	if !reflect.DeepEqual(later, with) {
+		t.Fatalf("applied afterwards %+v, computed with %+v", later, with)
 	}
 }
 

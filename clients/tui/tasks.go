@@ -49,9 +49,7 @@ func (e *Engine) emitTasks(op string) {
 		p, err := e.s.Presence(ctx, op)
 		cancel()
 		if err == nil {
-			if again, err := e.s.Tasks(op, p.Delivered()); err == nil {
-				ts = again
-			}
+			session.ApplyDelivery(ts, p.Delivered())
 		}
 	}
 	e.emit(TasksMsg{Op: op, Tasks: tasksFor(op, ts, e.self)})
