@@ -366,26 +366,8 @@ func (e *Engine) emitState(op string) {
 	}
 	msg := InfoMsg{Op: op, Info: info}
 	if r, err := e.s.Members(op); err == nil {
-		msg.Colleagues = colleagues(r, e.self)
+		msg.Colleagues = session.Colleagues(r, e.self)
 	}
 	e.emit(msg)
 	e.emitTasks(op)
-}
-
-// colleagues lists r's members, the user first, with fingerprints and
-// safety numbers.
-func colleagues(r *crypto.Roster, self [32]byte) []Colleague {
-	var out []Colleague
-	for _, m := range r.Members {
-		c := Colleague{Name: m.Name, Role: m.Role, Key: m.Key, Fingerprint: crypto.Fingerprint(m.Key), Self: m.Key == self}
-		if !c.Self {
-			c.SafetyNumber = crypto.SafetyNumber(self, m.Key)
-		}
-		if c.Self {
-			out = append([]Colleague{c}, out...)
-		} else {
-			out = append(out, c)
-		}
-	}
-	return out
 }

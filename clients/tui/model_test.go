@@ -278,7 +278,7 @@ func TestModelSafetyNumbers(t *testing.T) {
 	for i, id := range ids {
 		r.Members = append(r.Members, crypto.Member{Key: id.PublicKey(), Name: id.Name(), Role: crypto.Role(i + 1)})
 	}
-	cs := colleagues(r, ids[0].PublicKey())
+	cs := session.Colleagues(r, ids[0].PublicKey())
 	m := New(&fakeBackend{}, Options{Ops: []string{"op1"}, Width: 120, Height: 20})
 	m.Update(InfoMsg{Op: "op1", Info: session.OpInfo{Op: "op1", Epoch: 2, Members: 3, Member: true, Role: crypto.RoleAdmin}, Colleagues: cs})
 	mustContain(t, m, "op1 · epoch 2 · 3 members · you: admin")

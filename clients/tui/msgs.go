@@ -5,7 +5,6 @@ import (
 
 	"liaison/clients"
 	"liaison/clients/session"
-	"liaison/crypto"
 	"liaison/relay/wire"
 )
 
@@ -67,16 +66,9 @@ type taskSentMsg struct {
 	err error
 }
 
-// Colleague is a member of an operation with what two people compare out
-// of band: fingerprints and their safety number (docs/crypto.md).
-type Colleague struct {
-	Name         string
-	Role         crypto.Role
-	Key          [32]byte
-	Fingerprint  string
-	SafetyNumber string // with the user; empty for the user themself
-	Self         bool
-}
+// Colleague is a member of an operation with fingerprint and safety
+// number, as the session lists them.
+type Colleague = session.Colleague
 
 // TaskState is this member's latest acknowledgement of a task; the values
 // are those of the session's acknowledgement states.

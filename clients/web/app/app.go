@@ -424,14 +424,10 @@ func (a *app) members(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := a.id.PublicKey()
-	out := make([]any, 0, len(r.Members))
-	for _, m := range r.Members {
-		safety := ""
-		if m.Key != self {
-			safety = crypto.SafetyNumber(self, m.Key)
-		}
-		out = append(out, map[string]any{"name": m.Name, "role": m.Role.String(), "fingerprint": crypto.Fingerprint(m.Key), "safety": safety, "self": m.Key == self})
+	cs := session.Colleagues(r, a.id.PublicKey())
+	out := make([]any, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, map[string]any{"name": c.Name, "role": c.Role.String(), "fingerprint": c.Fingerprint, "safety": c.SafetyNumber, "self": c.Self})
 	}
 	return out, nil
 }
