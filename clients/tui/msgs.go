@@ -1,8 +1,6 @@
 package tui
 
 import (
-	"fmt"
-
 	"liaison/clients"
 	"liaison/clients/session"
 	"liaison/relay/wire"
@@ -70,38 +68,18 @@ type taskSentMsg struct {
 // number, as the session lists them.
 type Colleague = session.Colleague
 
-// TaskState is this member's latest acknowledgement of a task; the values
-// are those of the session's acknowledgement states.
-type TaskState uint8
+// TaskState is this member's latest acknowledgement of a task: the
+// session's acknowledgement state.
+type TaskState = session.AckState
 
 // Task states.
 const (
-	TaskOpen       TaskState = 0 // not acknowledged yet
-	TaskReceived   TaskState = 1
-	TaskUnderstood TaskState = 2 // what ctrl+a answers
-	TaskDone       TaskState = 3
-	TaskUnable     TaskState = 4
+	TaskOpen       = session.AckNone // not acknowledged yet
+	TaskReceived   = session.AckReceived
+	TaskUnderstood = session.AckUnderstood // what ctrl+a answers
+	TaskDone       = session.AckDone
+	TaskUnable     = session.AckUnable
 )
-
-// String names the state.
-func (s TaskState) String() string {
-	switch s {
-	case TaskOpen:
-		return "open"
-	case TaskReceived:
-		return "received"
-	case TaskUnderstood:
-		return "understood"
-	case TaskDone:
-		return "done"
-	case TaskUnable:
-		return "unable"
-	}
-	return fmt.Sprintf("state %d", uint8(s))
-}
-
-// Final reports whether the state closes the task for this member.
-func (s TaskState) Final() bool { return s == TaskDone || s == TaskUnable }
 
 // Task is a task of an operation as this member sees it: one addressed to
 // them, or one they sent.

@@ -16,7 +16,7 @@ const presenceTimeout = 3 * time.Second
 // op's pump (an acknowledgement syncs the operation first).
 func (e *Engine) Ack(op, id string, state TaskState) error {
 	return e.do(op, func(ctx context.Context) error {
-		_, err := e.s.AckTask(ctx, op, id, session.AckState(state), "")
+		_, err := e.s.AckTask(ctx, op, id, state, "")
 		return err
 	})
 }
@@ -72,7 +72,7 @@ func tasksFor(op string, ts []session.TaskStatus, self [32]byte) []Task {
 		}
 		for _, m := range s.Members {
 			if m.Member == self {
-				t.State, t.Overdue = TaskState(m.State), m.Overdue
+				t.State, t.Overdue = m.State, m.Overdue
 				out = append(out, t)
 				break
 			}
