@@ -61,6 +61,17 @@ func ParseAckState(s string) (AckState, error) {
 	return 0, fmt.Errorf("session: state must be received, understood, done or unable, not %q", s)
 }
 
+// ParsePriority parses a task's priority as wire.Class.String names it:
+// routine, immediate or flash.
+func ParsePriority(s string) (wire.Class, error) {
+	for c := wire.ClassRoutine; c <= wire.MaxClass; c++ {
+		if s == c.String() {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("session: priority must be routine, immediate or flash, not %q", s)
+}
+
 // TaskID identifies a task: random bytes chosen by its sender, inside the
 // signed, encrypted payload.
 type TaskID [TaskIDLen]byte

@@ -205,6 +205,19 @@ func TestAckStateParse(t *testing.T) {
 	}
 }
 
+func TestParsePriority(t *testing.T) {
+	for _, c := range []wire.Class{wire.ClassRoutine, wire.ClassImmediate, wire.ClassFlash} {
+		if got, err := ParsePriority(c.String()); err != nil || got != c {
+			t.Fatalf("%s: %v %v", c, got, err)
+		}
+	}
+	for _, s := range []string{"", "FLASH", "urgent", "class(3)"} {
+		if _, err := ParsePriority(s); err == nil {
+			t.Fatalf("parsed %q", s)
+		}
+	}
+}
+
 // One session follows two operations over one connection; SyncAll catches
 // both up; Presence reports the fake relay's table.
 func TestSeveralOperationsOneConnection(t *testing.T) {

@@ -486,9 +486,9 @@ func (m *Model) ack(ref string, state TaskState) tea.Cmd {
 // sendTask handles "/task flash|immediate|routine TEXT".
 func (m *Model) sendTask(op, rest string) tea.Cmd {
 	prio, text, _ := strings.Cut(strings.TrimSpace(rest), " ")
-	class, ok := map[string]wire.Class{"flash": wire.ClassFlash, "immediate": wire.ClassImmediate, "routine": wire.ClassRoutine}[prio]
+	class, err := session.ParsePriority(prio)
 	text = strings.TrimSpace(text)
-	if !ok || text == "" {
+	if err != nil || text == "" {
 		m.notice = "usage: /task flash|immediate|routine TEXT"
 		return nil
 	}

@@ -11,19 +11,7 @@ import (
 	"time"
 
 	"liaison/clients/session"
-	"liaison/relay/wire"
 )
-
-// parsePriority parses a priority as the page and the CLI spell it: the
-// name wire.Class.String gives.
-func parsePriority(s string) (wire.Class, bool) {
-	for c := wire.ClassRoutine; c <= wire.MaxClass; c++ {
-		if c.String() == s {
-			return c, true
-		}
-	}
-	return 0, false
-}
 
 // sendTask(op, priority, text, dueMinutes) sends a task to everyone in op
 // (centre and admin members only; the relay and every client enforce it).
@@ -33,9 +21,9 @@ func (a *app) sendTask(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	class, ok := parsePriority(prio)
-	if !ok {
-		return nil, errors.New("priority must be routine, immediate or flash")
+	class, err := session.ParsePriority(prio)
+	if err != nil {
+		return nil, err
 	}
 	if text == "" {
 		return nil, errors.New("empty task")
