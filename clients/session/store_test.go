@@ -13,12 +13,12 @@ import (
 type memStore struct {
 	mu    sync.Mutex
 	blobs map[string][]byte
-	locks map[string]*sync.Mutex
 	saves int
+	Locks
 }
 
 func newMemStore() *memStore {
-	return &memStore{blobs: map[string][]byte{}, locks: map[string]*sync.Mutex{}}
+	return &memStore{blobs: map[string][]byte{}}
 }
 
 func (m *memStore) Load(op string) ([]byte, error) {
@@ -37,18 +37,6 @@ func (m *memStore) Save(op string, b []byte) error {
 	m.blobs[op] = bytes.Clone(b)
 	m.saves++
 	return nil
-}
-
-func (m *memStore) Lock(op string) (func(), error) {
-	m.mu.Lock()
-	l, ok := m.locks[op]
-	if !ok {
-		l = new(sync.Mutex)
-		m.locks[op] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock, nil
 }
 
 func (m *memStore) List() ([]string, error) {
@@ -98,4 +86,28 @@ func TestSessionOverStore(t *testing.T) {
 	if _, err := other.History("op1", 1); err == nil {
 		t.Fatal("damaged state accepted")
 	}
+}
+
+// Locks of different names are independent; a released lock can be taken
+// again; a held one keeps a second taker waiting until it is released.
+func TestLocks(t *testing.T) {
+	var l Locks
+	ua, _ := l.Lock("a")
+	ub, _ := l.Lock("b") // would deadlock if "b" were "a"'s lock
+	got := make(chan struct{})
+	go func() {
+		u, _ := l.Lock("a")
+		close(got)
+		u()
+	}()
+	ub()
+	select {
+	case <-got:
+		t.Fatal("a held lock was taken")
+	default:
+	}
+	ua()
+	<-got
+	ua2, _ := l.Lock("a")
+	ua2()
 }

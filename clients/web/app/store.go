@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall/js"
 
 	"liaison/clients/session"
@@ -29,13 +28,11 @@ const (
 // identity (see lockIdentity), so no other tab writes the same keys.
 type localStore struct {
 	prefix string
-
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks  session.Locks
 }
 
 func newLocalStore(self [32]byte) *localStore {
-	return &localStore{prefix: fmt.Sprintf("%s%x/", keyStates, self[:8]), locks: map[string]*sync.Mutex{}}
+	return &localStore{prefix: fmt.Sprintf("%s%x/", keyStates, self[:8])}
 }
 
 func storage() js.Value { return js.Global().Get("localStorage") }
@@ -81,17 +78,7 @@ func (s *localStore) Save(op string, b []byte) error {
 	return setItem(s.prefix+op, base64.StdEncoding.EncodeToString(b))
 }
 
-func (s *localStore) Lock(op string) (func(), error) {
-	s.mu.Lock()
-	m, ok := s.locks[op]
-	if !ok {
-		m = new(sync.Mutex)
-		s.locks[op] = m
-	}
-	s.mu.Unlock()
-	m.Lock()
-	return m.Unlock, nil
-}
+func (s *localStore) Lock(op string) (func(), error) { return s.locks.Lock(op) }
 
 func (s *localStore) List() ([]string, error) {
 	st := storage()
