@@ -271,16 +271,38 @@ func (s *Session) catchUp(ctx context.Context, oc *opCtx) error {
 // nil) or the subscription fails. Call Sync first; Follow starts after the
 // last processed entry.
 func (s *Session) Follow(ctx context.Context, op string, fn func(Entry)) error {
+	return s.follow(ctx, op, 0, fn)
+}
+
+// FollowFrom is Follow for a reader that has shown op's history up to
+// sequence from-1: it first calls fn with the local history from sequence
+// from on (entries processed since, by this process or another), read under
+// the same lock that fixes where following starts, so fn sees every entry
+// from from on once, in order, with none missed in between.
+func (s *Session) FollowFrom(ctx context.Context, op string, from uint64, fn func(Entry)) error {
+	return s.follow(ctx, op, max(from, 1), fn)
+}
+
+// follow is Follow, first calling fn with the history from sequence from on
+// unless from is 0.
+func (s *Session) follow(ctx context.Context, op string, from uint64, fn func(Entry)) error {
 	if s.c == nil {
 		return ErrNoRelay
 	}
 	var next uint64
 	var chain [32]byte
+	var past []Entry
 	if _, err := s.withOp(op, func(oc *opCtx) error {
 		next, chain = oc.st.Seq+1, oc.st.relayChain()
+		if from > 0 {
+			past = entriesFrom(oc.st.Entries, from)
+		}
 		return nil
 	}); err != nil {
 		return err
+	}
+	for _, e := range past {
+		fn(e)
 	}
 	opts := []clients.SubscribeOption{clients.WithRetained()}
 	if next > 1 {
@@ -357,14 +379,21 @@ func (s *Session) Follow(ctx context.Context, op string, fn func(Entry)) error {
 func (s *Session) History(op string, from uint64) ([]Entry, error) {
 	var out []Entry
 	err := s.readOp(op, func(oc *opCtx) error {
-		for _, e := range oc.st.Entries {
-			if e.Seq >= from {
-				out = append(out, e)
-			}
-		}
+		out = entriesFrom(oc.st.Entries, from)
 		return nil
 	})
 	return out, err
+}
+
+// entriesFrom returns a copy of the entries from sequence from on.
+func entriesFrom(entries []Entry, from uint64) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		if e.Seq >= from {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // OpInfo describes one operation with local state.

@@ -20,7 +20,7 @@ import (
 // *session.Session implements it.
 type Session interface {
 	Sync(ctx context.Context, op string) ([]session.Entry, error)
-	Follow(ctx context.Context, op string, fn func(session.Entry)) error
+	FollowFrom(ctx context.Context, op string, from uint64, fn func(session.Entry)) error
 	History(op string, from uint64) ([]session.Entry, error)
 	Queue(op, text string, class wire.Class) (session.Queued, error)
 	Outbox(op string) ([]session.Queued, error)
@@ -311,7 +311,9 @@ func (e *Engine) pump(op string, kick chan struct{}) {
 	}
 }
 
-// follow follows op's log until a kick, the engine's end or an error.
+// follow follows op's log from the entry after the last shown (so entries
+// another process handled meanwhile are shown too) until a kick, the
+// engine's end or an error.
 func (e *Engine) follow(op string, kick chan struct{}, last *uint64) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
@@ -324,7 +326,7 @@ func (e *Engine) follow(op string, kick chan struct{}, last *uint64) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := e.s.Follow(ctx, op, func(en session.Entry) {
+	err := e.s.FollowFrom(ctx, op, *last+1, func(en session.Entry) {
 		*last = max(*last, en.Seq)
 		e.emit(HistoryMsg{Op: op, Entries: []session.Entry{en}})
 		switch {

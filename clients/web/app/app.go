@@ -278,33 +278,20 @@ func (a *app) history(args []js.Value) (any, error) {
 		out = append(out, entryJS(e))
 		f.last = e.Seq
 	}
-	go a.followLoop(fctx, act, fol, op, f)
+	go a.followLoop(fctx, fol, op, f)
 	return out, nil
 }
 
 // followLoop follows op until the page goes away, restarting the follow
-// after a failure. Entries already shown are skipped, and entries another
-// session call processed before the follow started are read from history,
-// so the page sees each sequence once, in order.
-func (a *app) followLoop(ctx context.Context, act, fol *session.Session, op string, f *follow) {
+// after a failure, each time from the entry after the last one shown: the
+// session hands over what another session call processed meanwhile, so
+// the page sees each sequence once, in order.
+func (a *app) followLoop(ctx context.Context, fol *session.Session, op string, f *follow) {
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		err := fol.Follow(ctx, op, func(e session.Entry) {
-			var out []any
-			if e.Seq > f.last+1 {
-				missed, _ := act.History(op, f.last+1)
-				for _, m := range missed {
-					if m.Seq > f.last && m.Seq < e.Seq {
-						out = append(out, entryJS(m))
-						f.last = m.Seq
-					}
-				}
-			}
-			if e.Seq == f.last+1 {
-				out = append(out, entryJS(e))
+		err := fol.FollowFrom(ctx, op, f.last+1, func(e session.Entry) {
+			if e.Seq > f.last {
 				f.last = e.Seq
-			}
-			if len(out) > 0 {
-				emit("entries", op, out)
+				emit("entries", op, []any{entryJS(e)})
 			}
 		})
 		if ctx.Err() != nil {
