@@ -90,7 +90,10 @@ func TestNemesisShort(t *testing.T) {
 	}
 	d := 60 * time.Second
 	if v := os.Getenv("LIAISON_NEMESIS_SHORT"); v != "" {
-		d, _ = time.ParseDuration(v)
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			t.Fatalf("LIAISON_NEMESIS_SHORT=%q: want a positive duration (%v)", v, err)
+		}
 	}
 	var kinds []string
 	if v := os.Getenv("LIAISON_NEMESIS_KINDS"); v != "" {
