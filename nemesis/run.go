@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"liaison/clients"
-	"liaison/crypto"
 )
 
 // Config describes one nemesis run.
@@ -309,12 +308,8 @@ func (m *nemesis) rejoinMissing(ctx context.Context) error {
 		if members[n.ID] {
 			continue
 		}
-		if err := m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()}); err != nil {
+		if err := m.readd(ctx, n); err != nil {
 			return fmt.Errorf("re-adding %s: %w", n.ID, err)
-		}
-		n.Kill()
-		if err := n.Start(""); err != nil {
-			return err
 		}
 	}
 	return nil
