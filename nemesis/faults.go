@@ -37,6 +37,19 @@ var faultWeights = []struct {
 	{FaultDelay, 2}, {FaultMembership, 2}, {FaultClientCut, 3},
 }
 
+// ErrUnknownFault is Run's answer to a Config.Kinds entry that names no
+// fault kind.
+var ErrUnknownFault = errors.New("nemesis: unknown fault kind")
+
+func knownFault(kind string) bool {
+	for _, w := range faultWeights {
+		if w.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // nemesis injects faults into a cluster and records them.
 type nemesis struct {
 	c     *Cluster

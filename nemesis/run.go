@@ -109,6 +109,11 @@ func shuffled(rng *rand.Rand, addrs []string) []string {
 // not start or never recovered); anomalies are in the Report.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
+	for _, k := range cfg.Kinds {
+		if !knownFault(k) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownFault, k)
+		}
+	}
 	log := cfg.Log
 	started := time.Now()
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65))
