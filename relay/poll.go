@@ -166,14 +166,15 @@ func (c *conn) due(now int64) func() {
 	return nil
 }
 
-// authExpired closes a polled connection that sent no auth in time.
+// authExpired closes a connection that sent no auth in time (the poller's
+// sweep, or the goroutine reader's read deadline).
 func (c *conn) authExpired() {
 	c.s.stats.authFailures.inc(authTimeout)
 	c.closeWith(wire.CloseAuth, "no auth")
 }
 
-// idleExpired closes a polled connection that sent nothing, not even a
-// pong, for IdleTimeout.
+// idleExpired closes a connection that sent nothing, not even a pong, for
+// IdleTimeout (the poller's sweep, or the goroutine reader's read deadline).
 func (c *conn) idleExpired() {
 	c.s.stats.limits.inc(limitIdle)
 	c.closeWith(wire.CloseIdle, "idle")
@@ -299,8 +300,7 @@ func (c *conn) parseFailed(err error) {
 	code := websocket.CloseProtocolError
 	text := err.Error()
 	if errors.Is(err, errReadLimit) {
-		c.s.stats.limits.inc(limitFrameSize)
-		c.log.Info("closing connection", "reason", "frame over the size limit", "limit", c.s.cfg.MaxFrame)
+		c.frameTooBig()
 		code, text = websocket.CloseMessageTooBig, ""
 	} else {
 		c.log.Debug("closing connection", "reason", text)
