@@ -124,7 +124,7 @@ func rawConn(nc net.Conn) syscall.RawConn {
 // startPolled hands the connection, whose socket is c.rc, to p and sends
 // hello. If p cannot watch the socket, it ends the connection.
 func (c *conn) startPolled(p *poller) {
-	c.helloTime = time.Now().UnixMilli()
+	c.helloTime = time.Now().UnixMilli() // before the sweep can see c
 	err := p.add(c, c.rc, func(id uint64) {
 		c.mu.Lock()
 		c.pollID = id
@@ -135,7 +135,7 @@ func (c *conn) startPolled(p *poller) {
 		c.closeWith(websocket.CloseInternalServerErr, "")
 		return
 	}
-	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
+	c.sendHello()
 }
 
 // sweepEvery is how often the poller checks its connections' deadlines:
@@ -262,7 +262,7 @@ func (c *conn) onMessage(text bool, data []byte) bool {
 		if !c.auth(f) {
 			return false
 		}
-		c.nextPing.Store(time.Now().Add(c.s.cfg.PingInterval).UnixMilli())
+		c.startPings()
 		// Fails if the auth deadline passed meanwhile.
 		return c.phase.CompareAndSwap(phaseHello, phaseAuthed)
 	case phaseAuthed:
