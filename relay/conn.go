@@ -147,11 +147,6 @@ func (c *conn) serve(f wire.Frame) bool {
 	}
 	switch f := f.(type) {
 	case *wire.Subscribe:
-		c.mu.Lock()
-		if c.subs == nil && !c.closed {
-			c.subs = make(map[string]*subscription)
-		}
-		c.mu.Unlock()
 		c.subscribe(f)
 	case *wire.Unsubscribe:
 		c.unsubscribe(f.Op)

@@ -81,6 +81,9 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		old.endLocked()
 	}
 	c.s.stats.subs.Add(1) // endLocked takes it back
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
 	c.subs[f.Op] = s
 	c.joinLocked(f.Op)
 	confirm.Behind = c.s.log.Ready() != nil
