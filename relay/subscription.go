@@ -166,8 +166,9 @@ func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	}
 	prev := b.Prev
 	skip := s.next - b.Seq
+	var chain wire.Chainer
 	for _, e := range b.Envelopes[:skip] {
-		prev = chainNext(prev, e)
+		prev = chain.Next(prev, e)
 	}
 	var kinds, classes []uint8
 	if len(b.Kinds) > 0 {
