@@ -232,7 +232,7 @@ func (c *conn) readReady() {
 			return
 		}
 		if c.parser.idle() {
-			c.parser.ctl = c.parser.ctl[:0]
+			c.parser.release()
 			parsers.Put(c.parser)
 			c.parser = nil
 		}
@@ -252,6 +252,7 @@ func (c *conn) readReady() {
 }
 
 // onMessage handles a client message of a polled connection (frameSink).
+// wire.Decode copies what it keeps, so nothing here holds on to data.
 func (c *conn) onMessage(text bool, data []byte) bool {
 	f, ok := c.decode(text, data)
 	if !ok {
