@@ -306,6 +306,5 @@ func (c *conn) parseFailed(err error) {
 	} else {
 		c.log.Debug("closing connection", "reason", text)
 	}
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-	c.shutdown()
+	c.closeWith(code, text)
 }
