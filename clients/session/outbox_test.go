@@ -13,8 +13,8 @@ import (
 	"liaison/relay/wire"
 )
 
-// countText counts op's log entries that are alice's messages with text,
-// as bob (a reader) sees them.
+// logTexts returns the texts of op's log entries as reader sees them after
+// a sync.
 func logTexts(t *testing.T, reader *person, op string) []string {
 	t.Helper()
 	reader.sync(t, op)

@@ -127,7 +127,7 @@ func setup(t *testing.T, srv *fakerelay.Server, op string) (alice, bob *person) 
 	return alice, bob
 }
 
-// ownTexts returns, as a reader sees the log, the texts of the messages of
+// readTexts returns, as a reader sees the log, the texts of the messages of
 // the given sender.
 func readTexts(t *testing.T, reader *person, op, sender string) []string {
 	t.Helper()
