@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -70,23 +69,8 @@ func (n *Node) AuthorizeAdmin(ctx context.Context, stmt []byte, action string, a
 	case !maps.Equal(req.Args, args):
 		return nil, fmt.Errorf("%w: the signed arguments differ from the request's", ErrUnauthorized)
 	}
-	if d := req.Time - time.Now().UnixMilli(); d > crypto.AdminRequestWindowMS || d < -crypto.AdminRequestWindowMS {
-		return nil, fmt.Errorf("%w: request signed %d s away from this node's clock (window %d s)", ErrUnauthorized, d/1000, crypto.AdminRequestWindowMS/1000)
-	}
-	list := n.st.adminList()
-	if err := list.Authorize(req); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
-	}
-	if n.st.nonceUsed(req.Nonce[:]) {
-		return nil, fmt.Errorf("%w: replayed request (nonce already used)", ErrUnauthorized)
-	}
-	if crypto.IsAdminListAction(req.Action) {
-		if _, err := list.ApplyRequest(req); err != nil {
-			if errors.Is(err, crypto.ErrNotHead) {
-				return nil, fmt.Errorf("%w: %v", ErrStaleHead, err)
-			}
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
+	if _, err := checkAdminRequest(n.st.adminList(), req, time.Now().UnixMilli(), "this node's", n.st.nonceUsed); err != nil {
+		return nil, err
 	}
 	if _, err := n.submitAdmin(ctx, commandAdminAction, stmt); err != nil {
 		return nil, err
