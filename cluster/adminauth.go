@@ -3,13 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"liaison/crypto"
 )
@@ -72,23 +69,8 @@ func (n *Node) AuthorizeAdmin(ctx context.Context, stmt []byte, action string, a
 	case !maps.Equal(req.Args, args):
 		return nil, fmt.Errorf("%w: the signed arguments differ from the request's", ErrUnauthorized)
 	}
-	if d := req.Time - time.Now().UnixMilli(); d > crypto.AdminRequestWindowMS || d < -crypto.AdminRequestWindowMS {
-		return nil, fmt.Errorf("%w: request signed %d s away from this node's clock (window %d s)", ErrUnauthorized, d/1000, crypto.AdminRequestWindowMS/1000)
-	}
-	list := n.st.adminList()
-	if err := list.Authorize(req); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
-	}
-	if n.st.nonceUsed(req.Nonce[:]) {
-		return nil, fmt.Errorf("%w: replayed request (nonce already used)", ErrUnauthorized)
-	}
-	if crypto.IsAdminListAction(req.Action) {
-		if _, err := list.ApplyRequest(req); err != nil {
-			if errors.Is(err, crypto.ErrNotHead) {
-				return nil, fmt.Errorf("%w: %v", ErrStaleHead, err)
-			}
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
+	if _, err := checkAdminRequest(n.st.adminList(), req, time.Now().UnixMilli(), "this node's", n.st.nonceUsed); err != nil {
+		return nil, err
 	}
 	if _, err := n.submitAdmin(ctx, commandAdminAction, stmt); err != nil {
 		return nil, err
@@ -100,51 +82,7 @@ func (n *Node) AuthorizeAdmin(ctx context.Context, stmt []byte, action string, a
 // submitAdmin commits an admin command (kinds 6-8) through Raft, via the
 // leader, and returns its audit sequence once this node has applied it.
 func (n *Node) submitAdmin(ctx context.Context, kind byte, body []byte) (uint64, error) {
-	if n.raft.State() == raft.Leader {
-		seq, _, err := n.applyAdminLocal(kind, body)
-		return seq, err
-	}
-	leader, _ := n.raft.LeaderWithID()
-	if leader == "" {
-		return 0, ErrNotLeader
-	}
-	st, seq, index, msg, err := n.forwardRequest(ctx, string(leader), append([]byte{kind}, body...))
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
-	}
-	if st != fwdOK {
-		return 0, fwdError(st, msg)
-	}
-	done := make(chan error, 1)
-	n.fsm.afterApplied(index, func(err error) { done <- err })
-	select {
-	case err := <-done:
-		return seq, err
-	case <-ctx.Done():
-		return seq, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
-	}
-}
-
-// applyAdminLocal applies an admin command on the leader, stamping it with
-// the leader's clock.
-func (n *Node) applyAdminLocal(kind byte, body []byte) (seq, index uint64, err error) {
-	if n.raft.State() != raft.Leader {
-		return 0, 0, ErrNotLeader
-	}
-	f := n.raft.Apply(encodeAdminCommand(kind, time.Now().UnixMilli(), body), n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		return 0, 0, applyError(err)
-	}
-	out, ok := f.Response().(*applyOut)
-	switch {
-	case !ok || out == nil:
-		return 0, f.Index(), fmt.Errorf("%w: no response from fsm", ErrUnknownOutcome)
-	case out.err != nil:
-		return 0, f.Index(), out.err
-	case len(out.results) != 1:
-		return 0, f.Index(), fmt.Errorf("%w: fsm answered %d results", ErrUnknownOutcome, len(out.results))
-	}
-	return out.results[0].Seq, f.Index(), nil
+	return n.propose(ctx, append([]byte{kind}, body...))
 }
 
 // recordJoin appends a node-join entry (with the certificate the node

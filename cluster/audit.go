@@ -109,7 +109,8 @@ func (as *auditState) flush(tx *bolt.Tx) error {
 // applyAdmin applies one admin command (kinds 6-8) inside tx: it checks it
 // deterministically (every node reaches the same answer), applies what it
 // changes and appends its audit entry. A refused command changes nothing
-// and answers an error wrapping ErrUnauthorized or ErrInvalid.
+// and answers an error wrapping ErrUnauthorized, ErrStaleHead,
+// ErrAdminsExist or ErrInvalid.
 func (as *auditState) applyAdmin(tx *bolt.Tx, cmd *command) (applyOut, error) {
 	kind, _ := auditKind(cmd.kind)
 	refuse := func(base error, err error) (applyOut, error) {
@@ -121,26 +122,13 @@ func (as *auditState) applyAdmin(tx *bolt.Tx, cmd *command) (applyOut, error) {
 		if err != nil {
 			return refuse(ErrUnauthorized, err)
 		}
-		if err := as.admins.Authorize(req); err != nil {
-			return refuse(ErrUnauthorized, err)
+		used := func(nonce []byte) bool {
+			nb := tx.Bucket(bucketNonces)
+			return nb != nil && nb.Get(nonce) != nil
 		}
-		if d := req.Time - cmd.timeMS; d > crypto.AdminRequestWindowMS || d < -crypto.AdminRequestWindowMS {
-			return refuse(ErrUnauthorized, fmt.Errorf("request signed %d s away from the leader's clock (window %d s)", d/1000, crypto.AdminRequestWindowMS/1000))
-		}
-		if nb := tx.Bucket(bucketNonces); nb != nil && nb.Get(req.Nonce[:]) != nil {
-			return refuse(ErrUnauthorized, fmt.Errorf("replayed request: nonce %x already used", req.Nonce[:4]))
-		}
-		var next *crypto.AdminList
-		if crypto.IsAdminListAction(req.Action) {
-			if next, err = as.admins.ApplyRequest(req); err != nil {
-				switch {
-				case errors.Is(err, crypto.ErrNotClusterAdmin):
-					return refuse(ErrUnauthorized, err)
-				case errors.Is(err, crypto.ErrNotHead):
-					return refuse(ErrStaleHead, err)
-				}
-				return refuse(ErrInvalid, err)
-			}
+		next, err := checkAdminRequest(as.admins, req, cmd.timeMS, "the leader's", used)
+		if err != nil {
+			return applyOut{err: err}, nil
 		}
 		nb, err := tx.CreateBucketIfNotExists(bucketNonces)
 		if err != nil {
@@ -176,6 +164,39 @@ func (as *auditState) applyAdmin(tx *bolt.Tx, cmd *command) (applyOut, error) {
 		return applyOut{}, err
 	}
 	return applyOut{results: []Result{{Seq: as.seq}}}, nil
+}
+
+// checkAdminRequest makes the checks a decoded admin request must pass
+// against the admin list l at nowMS (Unix ms, on the clock named for the
+// error): its signer is an admin of l, it was signed within
+// crypto.AdminRequestWindowMS, its nonce is not used, and an admin list
+// change applies to l. It returns the list the request leads to (nil: the
+// list does not change). AuthorizeAdmin runs it on this node's clock before
+// proposing the request, and the FSM again on the leader's, so both refuse
+// the same requests the same way.
+func checkAdminRequest(l *crypto.AdminList, req *crypto.AdminRequest, nowMS int64, clock string, used func(nonce []byte) bool) (*crypto.AdminList, error) {
+	if err := l.Authorize(req); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
+	if d := req.Time - nowMS; d > crypto.AdminRequestWindowMS || d < -crypto.AdminRequestWindowMS {
+		return nil, fmt.Errorf("%w: request signed %d s away from %s clock (window %d s)", ErrUnauthorized, d/1000, clock, crypto.AdminRequestWindowMS/1000)
+	}
+	if used(req.Nonce[:]) {
+		return nil, fmt.Errorf("%w: replayed request: nonce %x already used", ErrUnauthorized, req.Nonce[:4])
+	}
+	if !crypto.IsAdminListAction(req.Action) {
+		return nil, nil
+	}
+	next, err := l.ApplyRequest(req)
+	switch {
+	case err == nil:
+		return next, nil
+	case errors.Is(err, crypto.ErrNotClusterAdmin):
+		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	case errors.Is(err, crypto.ErrNotHead):
+		return nil, fmt.Errorf("%w: %v", ErrStaleHead, err)
+	}
+	return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 }
 
 // pruneNonces forgets nonces of requests older than before (ms): those

@@ -74,17 +74,20 @@ func TestFSMAdminCommands(t *testing.T) {
 	for name, c := range map[string]struct {
 		at   time.Time
 		body []byte
+		want error
 	}{
-		"replay":    {base.Add(2 * time.Second), rm},
-		"non-admin": {base, signed(t, eve, crypto.AdminActionRemove, "n1", base, map[string]string{"id": "n2"})},
-		"too old":   {base.Add(3 * time.Minute), signed(t, alice, crypto.AdminActionBackup, "n1", base, nil)},
-		"future":    {base, signed(t, alice, crypto.AdminActionBackup, "n1", base.Add(3*time.Minute), nil)},
+		"replay":    {base.Add(2 * time.Second), rm, ErrUnauthorized},
+		"non-admin": {base, signed(t, eve, crypto.AdminActionRemove, "n1", base, map[string]string{"id": "n2"}), ErrUnauthorized},
+		"too old":   {base.Add(3 * time.Minute), signed(t, alice, crypto.AdminActionBackup, "n1", base, nil), ErrUnauthorized},
+		"future":    {base, signed(t, alice, crypto.AdminActionBackup, "n1", base.Add(3*time.Minute), nil), ErrUnauthorized},
 		"stale list": {base, signed(t, alice, crypto.AdminActionAdminsAdd, "n1", base,
-			map[string]string{"key": crypto.AdminKeyHex(eve.PublicKey()), "name": "eve", "prev": crypto.AdminKeyHex([32]byte{9})})},
+			map[string]string{"key": crypto.AdminKeyHex(eve.PublicKey()), "name": "eve", "prev": crypto.AdminKeyHex([32]byte{9})}), ErrStaleHead},
+		"not an admin to remove": {base, signed(t, alice, crypto.AdminActionAdminsRemove, "n1", base,
+			map[string]string{"key": crypto.AdminKeyHex(eve.PublicKey()), "prev": crypto.AdminKeyHex(l0.Hash())}), ErrInvalid},
 	} {
 		out := apply(commandAdminAction, c.at, c.body)
-		if out.err == nil {
-			t.Errorf("%s: accepted", name)
+		if !errors.Is(out.err, c.want) {
+			t.Errorf("%s: %v, want %v", name, out.err, c.want)
 		}
 	}
 	if seq, _ := st.auditHead(); seq != 2 {

@@ -135,3 +135,32 @@ func TestChainVector(t *testing.T) {
 		t.Fatalf("chain_1(hello) = %x", got)
 	}
 }
+
+// The leader stamps admin proposals with its clock, passes control
+// commands through, and refuses anything else before it reaches the log.
+func TestLeaderCommand(t *testing.T) {
+	now := time.UnixMilli(1700000000123)
+	cmd, err := leaderCommand([]byte{commandNodeJoin, 'x', 'y'}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decodeCommand(cmd)
+	if err != nil || c.kind != commandNodeJoin || c.timeMS != now.UnixMilli() || string(c.body) != "xy" {
+		t.Fatalf("admin proposal: %+v, %v", c, err)
+	}
+	ret := encodeRetention("op", Retention{MaxCount: 3}, false)
+	if cmd, err := leaderCommand(ret, now); err != nil || !bytes.Equal(cmd, ret) {
+		t.Fatalf("retention proposal: %x, %v", cmd, err)
+	}
+	for name, req := range map[string][]byte{
+		"empty":             nil,
+		"admin, no body":    {commandAdminAction},
+		"publish":           encodePublishes(1, samplePending()),
+		"membership":        {commandMembership, memberAdd},
+		"truncated compact": encodeCompact("op", 5)[:3],
+	} {
+		if _, err := leaderCommand(req, now); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}

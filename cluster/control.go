@@ -9,62 +9,102 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Control commands (retention policies) are proposed on the leader; a
-// follower forwards them over the cluster channel and answers once it has
-// applied the entry itself, so a read of this node sees the change.
+// Commands other than publishes (retention policies, compactions, admin
+// and audit commands) are proposed on the leader; a follower forwards them
+// over the cluster channel and answers once it has applied the entry
+// itself, so a read of this node sees the change.
+//
+// A proposal is a complete control command (retention_command.go), or an
+// admin command without its time (kind || body): the leader stamps it with
+// its own clock (leaderCommand), since the FSM never reads one.
 
-// control applies body (an encoded control command) through Raft.
-func (n *Node) control(ctx context.Context, body []byte) error {
+// propose commits req through Raft, via the leader, and returns the
+// sequence of the entry's result (an admin command's audit sequence; 0 for
+// control commands) once this node has applied it.
+func (n *Node) propose(ctx context.Context, req []byte) (uint64, error) {
 	if n.raft.State() == raft.Leader {
-		return n.applyLocal(ctx, body)
+		seq, _, err := n.proposeLocal(ctx, req)
+		return seq, err
 	}
 	leader, _ := n.raft.LeaderWithID()
 	if leader == "" {
-		return ErrNotLeader
+		return 0, ErrNotLeader
 	}
-	index, err := n.sendControl(ctx, string(leader), body)
-	if err != nil {
-		return err
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout+5*time.Second)
+		defer cancel()
 	}
-	return n.waitApplied(ctx, index)
+	st, seq, index, msg, err := n.forwardRequest(ctx, string(leader), req)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return 0, err // the leader was not reached
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	case st != fwdOK:
+		return 0, fwdError(st, msg)
+	}
+	if err := n.waitApplied(ctx, index); err != nil {
+		return 0, err
+	}
+	return seq, nil
 }
 
-// applyLocal proposes body on this node, which must lead.
-func (n *Node) applyLocal(ctx context.Context, body []byte) error {
+// proposeLocal applies req on this node, which must lead (it is also the
+// leader's side of a forwarded proposal), and returns the sequence of its
+// result and the Raft index it was applied at.
+func (n *Node) proposeLocal(ctx context.Context, req []byte) (seq, index uint64, err error) {
+	if n.raft.State() != raft.Leader {
+		return 0, 0, ErrNotLeader
+	}
+	cmd, err := leaderCommand(req, time.Now())
+	if err != nil {
+		return 0, 0, err
+	}
 	timeout := n.cfg.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	f := n.raft.Apply(body, timeout)
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err // nothing proposed
+	}
+	f := n.raft.Apply(cmd, timeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
-		}
-		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+		return 0, 0, applyError(err)
 	}
-	if out, ok := f.Response().(*applyOut); ok && out.err != nil {
-		return out.err
+	_, admin := auditKind(cmd[0])
+	out, ok := f.Response().(*applyOut)
+	switch {
+	case !ok || out == nil:
+		return 0, f.Index(), fmt.Errorf("%w: no response from fsm", ErrUnknownOutcome)
+	case out.err != nil:
+		return 0, f.Index(), out.err
+	case admin && len(out.results) != 1:
+		return 0, f.Index(), fmt.Errorf("%w: fsm answered %d results", ErrUnknownOutcome, len(out.results))
+	case admin:
+		seq = out.results[0].Seq
 	}
-	return nil
+	return seq, f.Index(), nil
 }
 
-// applyControlRequest is the leader's side of a forwarded control command;
-// it returns the Raft index the command was applied at.
-func (n *Node) applyControlRequest(ctx context.Context, body []byte) (uint64, error) {
-	if _, err := decodeCommand(body); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+// leaderCommand turns a proposal into the Raft entry the leader appends,
+// checked before it reaches the log: admin commands get the leader's
+// clock; control commands are complete already. Anything else is refused.
+func leaderCommand(req []byte, now time.Time) ([]byte, error) {
+	if len(req) == 0 {
+		return nil, fmt.Errorf("%w: empty proposal", ErrInvalid)
 	}
-	if n.raft.State() != raft.Leader {
-		return 0, ErrNotLeader
+	cmd := req
+	switch _, admin := auditKind(req[0]); {
+	case admin:
+		cmd = encodeAdminCommand(req[0], now.UnixMilli(), req[1:])
+	case req[0] != commandRetention && req[0] != commandCompact:
+		return nil, fmt.Errorf("%w: command kind %d cannot be proposed", ErrInvalid, req[0])
 	}
-	f := n.raft.Apply(body, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
-		}
-		return 0, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	if _, err := decodeCommand(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return f.Index(), nil
+	return cmd, nil
 }
 
 // waitApplied waits until this node's FSM has applied index.
@@ -75,26 +115,6 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
 	}
-}
-
-// sendControl forwards a control command to the leader at target and
-// returns the index it was applied at.
-func (n *Node) sendControl(ctx context.Context, target string, body []byte) (uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout+5*time.Second)
-		defer cancel()
-	}
-	st, _, index, msg, err := n.forwardRequest(ctx, target, body)
-	switch {
-	case errors.Is(err, ErrNotLeader):
-		return 0, err // the leader was not reached
-	case err != nil:
-		return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
-	case st != fwdOK:
-		return 0, fwdError(st, msg)
-	}
-	return index, nil
 }

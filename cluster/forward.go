@@ -21,6 +21,9 @@ import (
 //
 //	id uvarint, then a publish command (see command.go)
 //
+// or, with one outcome, a membership request (membership.go) or a proposal
+// (a retention command or an admin command without its time: control.go),
+//
 // and its response, sent once every publish in it has an outcome, is
 //
 //	id uvarint, count uvarint, then per publish:
@@ -190,16 +193,17 @@ func (n *Node) serveForwardConn(c net.Conn) {
 		if rd.err != nil || len(rd.b) == 0 {
 			return
 		}
-		if _, ok := auditKind(rd.b[0]); ok {
-			kind, body := rd.b[0], rd.b[1:]
+		if _, admin := auditKind(rd.b[0]); admin || rd.b[0] == commandRetention {
+			req := rd.b
 			single(id, func() (Result, uint64, error) {
-				seq, index, err := n.applyAdminLocal(kind, body)
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+5*time.Second)
+				defer cancel()
+				seq, index, err := n.proposeLocal(ctx, req)
 				return Result{Seq: seq}, index, err
 			})
 			continue
 		}
-		switch rd.b[0] {
-		case commandMembership:
+		if rd.b[0] == commandMembership {
 			action, nid, addr, err := decodeMembership(rd.b)
 			if err != nil {
 				return
@@ -216,15 +220,6 @@ func (n *Node) serveForwardConn(c net.Conn) {
 					n.recordJoin(ctx, nid, addr, cert)
 				}
 				return Result{}, 0, err
-			})
-			continue
-		case commandRetention:
-			body := rd.b
-			single(id, func() (Result, uint64, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+5*time.Second)
-				defer cancel()
-				index, err := n.applyControlRequest(ctx, body)
-				return Result{}, index, err
 			})
 			continue
 		}

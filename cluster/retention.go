@@ -310,7 +310,8 @@ func (n *Node) SetRetention(ctx context.Context, op string, p Retention, clear b
 	if p.MaxAge > 0 && p.MaxAge < time.Second {
 		return fmt.Errorf("%w: max age below one second", ErrInvalid)
 	}
-	return n.control(ctx, encodeRetention(op, p, clear))
+	_, err := n.propose(ctx, encodeRetention(op, p, clear))
+	return err
 }
 
 // CompactNow runs one retention pass now (the leader does one every
@@ -338,7 +339,7 @@ func (n *Node) CompactNow(ctx context.Context) (int, error) {
 			if target <= first {
 				break
 			}
-			if err := n.applyLocal(ctx, encodeCompact(op, target)); err != nil {
+			if _, _, err := n.proposeLocal(ctx, encodeCompact(op, target)); err != nil {
 				return done, err
 			}
 			done++

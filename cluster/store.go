@@ -323,6 +323,14 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 		batchIdx   = make(map[string]int) // op -> index in batches of its open batch
 		adm        = s.adm
 	)
+	// headOf is an operation's head as of the entries applied so far.
+	headOf := func(op string) (Head, bool) {
+		if h, ok := newHeads[op]; ok {
+			return h, true
+		}
+		h, ok := s.heads[op]
+		return h, ok
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		ops := tx.Bucket(bucketOps)
@@ -340,7 +348,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				outs[i].err = e.err
 				continue
 			}
-			if e.cmd.body != nil {
+			if _, admin := auditKind(e.cmd.kind); admin {
 				out, err := adm.applyAdmin(tx, &e.cmd)
 				if err != nil {
 					return err
@@ -349,14 +357,7 @@ func (s *store) apply(entries []entryIn) ([]applyOut, []Batch, error) {
 				continue
 			}
 			if e.cmd.kind != commandPublish {
-				heads := func(op string) (Head, bool) {
-					if h, ok := newHeads[op]; ok {
-						return h, true
-					}
-					h, ok := s.heads[op]
-					return h, ok
-				}
-				h, changed, err := applyControl(tx, &e.cmd, heads)
+				h, changed, err := applyControl(tx, &e.cmd, headOf)
 				if err != nil {
 					return err
 				}
