@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -24,25 +23,10 @@ func getAdmins(ctx context.Context, e *env, hc *http.Client) (string, *cluster.A
 	}
 	var last error
 	for _, base := range bases {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/admins", nil)
-		if err != nil {
-			return "", nil, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
 		var rep cluster.AdminsReport
-		if resp.StatusCode != http.StatusOK {
-			last = httpFailure(resp)
-		} else if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-			last = fmt.Errorf("%s: bad admin list: %w", base, err)
-		} else {
-			resp.Body.Close()
+		if last = getJSON(ctx, hc, base, "/cluster/admins", "admin list", &rep); last == nil {
 			return base, &rep, nil
 		}
-		resp.Body.Close()
 	}
 	return "", nil, fmt.Errorf("no relay answered: %w", last)
 }
