@@ -243,8 +243,11 @@ func printTasks(w io.Writer, op string, tasks []session.TaskStatus, now time.Tim
 		fmt.Fprintln(tw, "  MEMBER\tROLE\tDELIVERED\tSTATE\tAT\tOVERDUE\tNOTE")
 		for _, m := range t.Members {
 			del := "?"
-			if m.DeliveryKnown {
-				del = map[bool]string{true: "yes", false: "no"}[m.Delivered]
+			switch {
+			case m.DeliveryKnown && m.Delivered:
+				del = "yes"
+			case m.DeliveryKnown:
+				del = "no"
 			}
 			at := "-"
 			if m.State != session.AckNone {
