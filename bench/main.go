@@ -92,7 +92,7 @@ func parseConfig(args []string, stdout, stderr io.Writer) (config, error) {
 	workDir := fs.String("workdir", "", "directory for data dirs and binaries (default: a fresh temporary one, removed after)")
 	relayd := fs.String("relayd", "", "relayd binary to use (default: build ./cmd/relayd)")
 	natsServer := fs.String("nats-server", "", "nats-server binary (default: $NATS_SERVER, $PATH, $GOBIN, ~/go/bin)")
-	pprofDir := fs.String("pprof", "", "write CPU profiles of relayd node 1 per figure into this directory")
+	pprofDir := fs.String("pprof", "", "write CPU profiles of every relayd node and of this process per figure, and node 1's heap and metrics around the idle connections, into this directory")
 	verbose := fs.Bool("v", false, "log progress in detail")
 	keepGoing := fs.Bool("keep-going", false, "note a failed figure in the report and go on with the next (default: stop the run)")
 	if err := fs.Parse(args); err != nil {

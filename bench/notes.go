@@ -13,7 +13,8 @@ read with ` + "`go tool pprof -top DIR/FILE.pprof`" + `.
 **Durable publish (throughput, latency).** relayd is not CPU-bound on this machine: during the
 throughput figure node 1 (the Raft leader) uses about a fifth of one core
 (` + "`go run ./bench -figures throughput -payloads 1024 -systems liaison -pprof DIR`" + `: 1.84 s of samples
-in 10 s at 256 publishers, 44% of them in system calls). A publish waits on disk
+in 10 s at 256 publishers, 44% of them in system calls; session 3, when ` + "`-pprof`" + ` took 10 s profiles of
+node 1; it now takes 2 s profiles of every node, ` + "`DIR/throughput-n1-N.pprof`" + ` for node 1). A publish waits on disk
 writes in series, and on goroutine hand-offs between them:
 
 1. the leader appends the Raft entry to raft-boltdb: one bbolt commit, which is two fdatasync
@@ -56,7 +57,7 @@ measures it in-process):
   default set to 1) showed no throughput gain beyond the noise and a median
   latency of 7.4 ms at 1,000/s (256 B), against 4.6, 5.6 and 6.2 ms in three runs with 8; since
   a streaming connection's entries can wait for the one before them with 1, the default stays 8.
-- **Reads**: a catch-up read copies its envelopes into one allocation (` + "`go test -bench 'BenchmarkRead$' ./cluster`" + `:
+- **Reads**: a catch-up read copies its envelopes into one allocation (` + "`go test -run '^$' -bench 'BenchmarkRead$' ./cluster`" + `:
   455 to 177 allocations per 256-entry read), and ` + "`internal/netbatch`" + ` writes a frame of 64 KiB or
   more as it is instead of copying it through the batch buffer.
 
@@ -73,7 +74,8 @@ catch-up figure alone a minute after the first run
 point where Liaison falls clearly behind is 4 KiB at 20,000/s offered from one connection (80 MB/s):
 it delivers about 5,000-10,000/s, about what 256 publishers get acknowledged at 4 KiB, and the
 backlog is what the latency measures. Every byte reaches the disk six times (three Raft logs, three
-fsm.db). Its profile (` + "`-figures latency -rates 20000 -payloads 4096 -pprof DIR`" + `, session 3)
+fsm.db). Its profile (` + "`go run ./bench -figures latency -rates 20000 -payloads 4096 -systems liaison -pprof DIR`" + `,
+session 3)
 showed the leader at about 55% of a core, 38% of it in system calls, and 8% in unmasking the
 client's frames byte by byte, now done eight bytes at a time; the disk itself was not profiled.
 
@@ -98,12 +100,12 @@ follower's append of the newer entries the same AppendEntries carries, then for 
 run the means alone (a 1.61 ms commit, up to 1 ms, a 0.66 ms append) add up to about that before
 any tail.
 
-With more publishers the commit grows faster than the appends (at 16 publishers about 5.9 ms
-against 2.6 ms for the two appends in the 23:42 UTC run): raft's leader loop is one goroutine that
+With more publishers the commit grows faster than the appends (at 16 publishers and 256 B, 5.24 ms
+against 2.37 ms for the two appends in the 2026-11-29 00:00 UTC run): raft's leader loop is one goroutine that
 both appends new entries and handles commit notices, so a commit waits behind the append in
 progress, and a follower handles one AppendEntries at a time. The three nodes also share one
-disk here, so their fdatasync queue behind each other's (an append took 0.68 ms at one publisher
-and 2.5-3 ms at 256); JetStream shares it too, with half as many fdatasync per write. The entries
+disk here, so their fdatasync queue behind each other's (in that run an append took 0.58-0.83 ms at
+one publisher and 2.37-4.92 ms at 256); JetStream shares it too, with half as many fdatasync per write. The entries
 grow with the load (group commit: BenchmarkClusterPublish reports about 19 messages per Raft entry
 at 256 publishers, and raft writes several entries per disk write), so the gap narrows.
 
@@ -141,10 +143,13 @@ log on its own (liaison_slow_consumer_total counted hundreds). Live frames are n
 quarter of the queue, and a subscriber takes the frames that fit before reading the rest from the
 log. What limits fan-out now is the bench process holding the 1,000 subscribers: at 4 KiB about 6.7
 microseconds of CPU per delivery, a third of it verifying the hash chain (nats.go verifies nothing),
-while each relayd uses 15-20% of a core.
+while each relayd uses 15-20% of a core (` + "`go run ./bench -figures fanout -systems liaison -pprof DIR`" + `:
+` + "`fanout-client.pprof`" + ` and ` + "`fanout-nK-N.pprof`" + `).
 
 **Idle connections.** Per connection, measured with 15,000 connections
-(` + "`go run ./bench -figures idle -idle 15000 -systems liaison,jetstream-always -pprof DIR`" + `): an idle
+(` + "`GODEBUG=memprofilerate=1 go run ./bench -figures idle -idle 15000 -systems liaison,jetstream-always -pprof DIR`" + `,
+which saves node 1's heap profile and ` + "`/metrics`" + ` before and after as ` + "`DIR/idle-before.heap`" + `,
+` + "`idle-after.heap`" + `, ` + "`idle-before.metrics`" + ` and ` + "`idle-after.metrics`" + `; relayd inherits GODEBUG): an idle
 connection has no goroutine. On Linux, relayd's plain-TCP connections are watched by one epoll
 instance and one goroutine (relay/poll.go): when a socket becomes readable, a short-lived goroutine
 reads what arrived without waiting, parses the WebSocket frames itself (relay/wsframe.go; gorilla's

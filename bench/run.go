@@ -113,8 +113,9 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 		failed = nil
 	}
 	name := sys.name()
+	lc, _ := sys.(*liaisonCluster) // nil for JetStream
 	prof := func(fig string) func() {
-		if lc, ok := sys.(*liaisonCluster); ok && cfg.pprofDir != "" {
+		if lc != nil && cfg.pprofDir != "" {
 			return lc.profile(ctx, cfg.pprofDir, fig, cfg.log)
 		}
 		return func() {}
@@ -133,7 +134,6 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 		stop := prof("throughput")
 		for _, pl := range cfg.payloads {
 			for _, p := range cfg.publishers {
-				lc, _ := sys.(*liaisonCluster)
 				var before []map[string]float64
 				if lc != nil {
 					before, _ = lc.scrape(ctx)
@@ -206,7 +206,7 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 	}
 	if cfg.figures["idle"] {
 		inspect := func(string) {}
-		if lc, ok := sys.(*liaisonCluster); ok && cfg.pprofDir != "" {
+		if lc != nil && cfg.pprofDir != "" {
 			inspect = func(stage string) { lc.saveMemory(cfg.pprofDir, stage, cfg.log) }
 		}
 		v, err := measureIdle(ctx, sys, cfg.idleConns, inspect)
@@ -240,7 +240,7 @@ func measureSystem(ctx context.Context, cfg config, sys system, res *results, fa
 		}
 		stop()
 	}
-	if lc, ok := sys.(*liaisonCluster); ok && cfg.figures["field"] {
+	if lc != nil && cfg.figures["field"] {
 		stop := prof("field")
 		fr, err := measureField(ctx, lc, cfg)
 		stop()

@@ -214,7 +214,7 @@ func Check(h History, opt CheckOptions) *Report {
 					r.example("%s %s: %q acked at %d, stored at %d", n, op, e.Value, p.Seq, e.Seq)
 				}
 			}
-			if !sameLog(l, ref[op]) {
+			if !slices.Equal(l, ref[op]) {
 				r.Divergent++
 				r.example("%s %s: log of %d entries differs from the longest (%d entries)", n, op, len(l), len(ref[op]))
 			}
@@ -309,18 +309,6 @@ func Check(h History, opt CheckOptions) *Report {
 		}
 	}
 	return r
-}
-
-func sameLog(a, b []Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // chainNext is the log's hash chain: SHA-256(prev || entry).

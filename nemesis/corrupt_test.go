@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +168,7 @@ func TestDamagedDataFileNeverServesWrongData(t *testing.T) {
 			case <-exited:
 				out := victim.Log()
 				t.Logf("refused to start:\n%s", lastLines(out, 3))
-				if !strings.Contains(out, "corrupt") && !strings.Contains(out, d.file[strings.LastIndex(d.file, "/")+1:]) {
+				if !strings.Contains(out, "corrupt") && !strings.Contains(out, filepath.Base(d.file)) {
 					t.Fatalf("the node stopped without naming the problem:\n%s", out)
 				}
 				return
@@ -180,7 +181,7 @@ func TestDamagedDataFileNeverServesWrongData(t *testing.T) {
 			if err != nil {
 				t.Fatalf("started, but reading from it failed: %v", err)
 			}
-			if !sameLog(got[ops[0]], want[ops[0]]) {
+			if !slices.Equal(got[ops[0]], want[ops[0]]) {
 				t.Fatalf("started and serves a log of %d entries that differs from the others' (%d entries)", len(got[ops[0]]), len(want[ops[0]]))
 			}
 			t.Logf("started and serves the same %d entries as the others", len(got[ops[0]]))
@@ -217,7 +218,7 @@ func TestDamagedDataFileNeverServesWrongData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameLog(got[ops[0]], want[ops[0]]) {
+		if !slices.Equal(got[ops[0]], want[ops[0]]) {
 			t.Fatalf("serves a log of %d entries that differs from the others' (%d entries)", len(got[ops[0]]), len(want[ops[0]]))
 		}
 	})

@@ -46,7 +46,10 @@ func TestKillAllNodesDuringWrites(t *testing.T) {
 	}
 	rounds := 20
 	if v := os.Getenv("LIAISON_CRASH_ROUNDS"); v != "" {
-		rounds, _ = strconv.Atoi(v)
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
+			t.Fatalf("LIAISON_CRASH_ROUNDS=%q: want a positive number (%v)", v, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

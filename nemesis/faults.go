@@ -37,6 +37,19 @@ var faultWeights = []struct {
 	{FaultDelay, 2}, {FaultMembership, 2}, {FaultClientCut, 3},
 }
 
+// ErrUnknownFault is Run's answer to a Config.Kinds entry that names no
+// fault kind.
+var ErrUnknownFault = errors.New("nemesis: unknown fault kind")
+
+func knownFault(kind string) bool {
+	for _, w := range faultWeights {
+		if w.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // nemesis injects faults into a cluster and records them.
 type nemesis struct {
 	c     *Cluster
@@ -121,12 +134,7 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 			n = m.leaderOrRandom(ctx)
 		}
 		i := m.rec.fault(Fault{Kind: kind, Target: n.ID})
-		for _, o := range m.c.Nodes {
-			if o != n {
-				m.c.SetLink(n.ID, o.ID, Link{Blocked: true})
-				m.c.SetLink(o.ID, n.ID, Link{Blocked: true})
-			}
-		}
+		m.setLinksOf(n, Link{Blocked: true})
 		wait()
 		m.c.HealNetwork()
 		m.rec.healed(i, nil)
@@ -143,8 +151,7 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 		for a := range m.c.Nodes {
 			for b := range m.c.Nodes {
 				if in[a] && !in[b] {
-					m.c.SetLink(m.c.Nodes[a].ID, m.c.Nodes[b].ID, Link{Blocked: true})
-					m.c.SetLink(m.c.Nodes[b].ID, m.c.Nodes[a].ID, Link{Blocked: true})
+					m.setBoth(m.c.Nodes[a], m.c.Nodes[b], Link{Blocked: true})
 				}
 			}
 		}
@@ -169,12 +176,7 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 		n := m.randomNode()
 		d := time.Duration(20+m.rng.IntN(180)) * time.Millisecond
 		i := m.rec.fault(Fault{Kind: kind, Target: fmt.Sprintf("%s %v", n.ID, d)})
-		for _, o := range m.c.Nodes {
-			if o != n {
-				m.c.SetLink(n.ID, o.ID, Link{Delay: d})
-				m.c.SetLink(o.ID, n.ID, Link{Delay: d})
-			}
-		}
+		m.setLinksOf(n, Link{Delay: d})
 		wait()
 		m.c.HealNetwork()
 		m.rec.healed(i, nil)
@@ -187,11 +189,7 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 			return
 		}
 		wait()
-		err = m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()})
-		// The removed node's raft shut itself down: restart the process
-		// on its data so that it serves again as a member.
-		n.Kill()
-		m.rec.healed(i, errors.Join(err, n.Start("")))
+		m.rec.healed(i, m.readd(ctx, n))
 	case FaultClientCut:
 		if m.rng.IntN(3) == 0 {
 			i := m.rec.fault(Fault{Kind: kind, Target: "all"})
@@ -206,6 +204,30 @@ func (m *nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 		n.ClientProxy.CutAll()
 		m.rec.healed(i, nil)
 	}
+}
+
+// setBoth sets both directions between a and b to l.
+func (m *nemesis) setBoth(a, b *Node, l Link) {
+	m.c.SetLink(a.ID, b.ID, l)
+	m.c.SetLink(b.ID, a.ID, l)
+}
+
+// setLinksOf sets every link of n, both ways, to l.
+func (m *nemesis) setLinksOf(n *Node, l Link) {
+	for _, o := range m.c.Nodes {
+		if o != n {
+			m.setBoth(n, o, l)
+		}
+	}
+}
+
+// readd adds a removed node back to the configuration and restarts it: its
+// raft shut itself down when it was removed, so the process is restarted
+// on its data to serve again as a member.
+func (m *nemesis) readd(ctx context.Context, n *Node) error {
+	err := m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()})
+	n.Kill()
+	return errors.Join(err, n.Start(""))
 }
 
 // membership sends a configuration change through a running node other

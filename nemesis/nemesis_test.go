@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -90,7 +91,10 @@ func TestNemesisShort(t *testing.T) {
 	}
 	d := 60 * time.Second
 	if v := os.Getenv("LIAISON_NEMESIS_SHORT"); v != "" {
-		d, _ = time.ParseDuration(v)
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			t.Fatalf("LIAISON_NEMESIS_SHORT=%q: want a positive duration (%v)", v, err)
+		}
 	}
 	var kinds []string
 	if v := os.Getenv("LIAISON_NEMESIS_KINDS"); v != "" {
@@ -118,5 +122,16 @@ func TestNemesisLong(t *testing.T) {
 		LinearizabilityTimeout: 5 * time.Minute})
 	if res.Report.Acked == 0 {
 		t.Fatal("nothing was acknowledged")
+	}
+}
+
+// A misspelt fault kind (LIAISON_NEMESIS_KINDS) is refused before any
+// cluster starts, rather than ignored or, alone, drawn from nothing.
+func TestRunRefusesUnknownFaultKind(t *testing.T) {
+	for _, kinds := range [][]string{{"partiton-node"}, {FaultDelay, "kill-al"}} {
+		res, err := Run(context.Background(), Config{Dir: t.TempDir(), Duration: time.Second, Kinds: kinds})
+		if !errors.Is(err, ErrUnknownFault) || res != nil {
+			t.Fatalf("Kinds %v: %v, %v; want ErrUnknownFault", kinds, res, err)
+		}
 	}
 }

@@ -86,8 +86,7 @@ func (p *Proxy) SetLink(from, to string, l Link) {
 	} else {
 		p.links[[2]string{from, to}] = l
 	}
-	close(p.change)
-	p.change = make(chan struct{})
+	p.notifyLocked()
 	var drop []*proxyConn
 	for c := range p.conns {
 		if p.cutLocked(c.src) {
@@ -104,8 +103,7 @@ func (p *Proxy) SetLink(from, to string, l Link) {
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	p.links = make(map[[2]string]Link)
-	close(p.change)
-	p.change = make(chan struct{})
+	p.notifyLocked()
 	p.mu.Unlock()
 }
 
@@ -129,13 +127,18 @@ func (p *Proxy) CutAll() int {
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	close(p.change)
-	p.change = make(chan struct{})
+	p.notifyLocked()
 	p.mu.Unlock()
 	err := p.ln.Close()
 	p.CutAll()
 	p.wg.Wait()
 	return err
+}
+
+// notifyLocked wakes every pump waiting on a link rule to re-read it.
+func (p *Proxy) notifyLocked() {
+	close(p.change)
+	p.change = make(chan struct{})
 }
 
 func (p *Proxy) cutLocked(src string) bool {

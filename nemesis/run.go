@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"liaison/clients"
-	"liaison/crypto"
 )
 
 // Config describes one nemesis run.
@@ -110,6 +109,11 @@ func shuffled(rng *rand.Rand, addrs []string) []string {
 // not start or never recovered); anomalies are in the Report.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
+	for _, k := range cfg.Kinds {
+		if !knownFault(k) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownFault, k)
+		}
+	}
 	log := cfg.Log
 	started := time.Now()
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e656d65))
@@ -309,12 +313,8 @@ func (m *nemesis) rejoinMissing(ctx context.Context) error {
 		if members[n.ID] {
 			continue
 		}
-		if err := m.membership(ctx, n, crypto.AdminActionJoin, map[string]string{"id": n.ID, "address": n.RaftProxy.Addr()}); err != nil {
+		if err := m.readd(ctx, n); err != nil {
 			return fmt.Errorf("re-adding %s: %w", n.ID, err)
-		}
-		n.Kill()
-		if err := n.Start(""); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -105,7 +105,7 @@ func (c *conn) readLoop() {
 	now := time.Now()
 	c.helloTime = now.UnixMilli()
 	_ = ws.SetReadDeadline(now.Add(c.s.cfg.ChallengeTTL + authGrace))
-	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
+	c.sendHello()
 
 	f, ok := c.readFrame(false)
 	if !ok || !c.auth(f) {
@@ -115,6 +115,13 @@ func (c *conn) readLoop() {
 	c.startPings()
 	c.s.wg.Add(1)
 	go c.serveLoop()
+}
+
+// sendHello queues hello with the connection's challenge and hello time
+// (set by the caller: the poller's sweep may read it as soon as the
+// connection is watched).
+func (c *conn) sendHello() {
+	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
 }
 
 // serveLoop reads and dispatches requests until the connection ends.
@@ -140,11 +147,6 @@ func (c *conn) serve(f wire.Frame) bool {
 	}
 	switch f := f.(type) {
 	case *wire.Subscribe:
-		c.mu.Lock()
-		if c.subs == nil && !c.closed {
-			c.subs = make(map[string]*subscription)
-		}
-		c.mu.Unlock()
 		c.subscribe(f)
 	case *wire.Unsubscribe:
 		c.unsubscribe(f.Op)

@@ -73,6 +73,7 @@ func ctlFrame(b []byte, op string) outFrame { return outFrame{b: b, op: op} }
 // release.
 func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kinds, classes []uint8, target int, pooled bool) ([]outFrame, error) {
 	var out []outFrame
+	var chain wire.Chainer
 	for len(envs) > 0 {
 		n, size := 0, deliverOverhead
 		for n < len(envs) && n < wire.MaxDeliverEntries {
@@ -87,32 +88,27 @@ func deliverFrames(op string, seq uint64, prev [HashLen]byte, envs [][]byte, kin
 		if len(kinds) > 0 && slices.ContainsFunc(kinds[:n], func(k uint8) bool { return k != 0 }) {
 			d.Kinds = kinds[:n]
 		}
-		var of outFrame
+		var bp *[]byte // the pooled buffer, if any
+		var dst []byte
 		if pooled {
-			bp, _ := framePool.Get().(*[]byte)
-			if bp == nil {
+			if bp, _ = framePool.Get().(*[]byte); bp == nil {
 				bp = new([]byte)
 			}
-			b, err := wire.AppendDeliver((*bp)[:0], d)
-			if err != nil {
-				return nil, err
-			}
-			*bp = b
-			of.b, of.buf = b, bp
-		} else {
-			b, err := wire.Encode(d)
-			if err != nil {
-				return nil, err
-			}
-			of.b = b
+			dst = (*bp)[:0]
 		}
-		of.op, of.last = op, seq+uint64(n)-1
+		b, err := wire.AppendDeliver(dst, d)
+		if err != nil {
+			return nil, err
+		}
+		if bp != nil {
+			*bp = b
+		}
+		of := outFrame{b: b, buf: bp, op: op, last: seq + uint64(n) - 1}
 		if len(classes) >= n {
 			of.class = slices.Max(classes[:n])
 		}
 		out = append(out, of)
 		if n < len(envs) {
-			var chain wire.Chainer
 			for _, e := range envs[:n] {
 				prev = chain.Next(prev, e)
 			}

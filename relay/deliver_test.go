@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"liaison/relay/wire"
 )
@@ -40,7 +39,7 @@ func TestLiveBatchLargerThanQueue(t *testing.T) {
 	c.write(&wire.Subscribe{Req: 1, Op: op, From: 1})
 	c.readUntil(func(f wire.Frame) bool { _, ok := f.(*wire.Subscribed); return ok })
 	// The subscription goes live once its puller finds the log empty.
-	waitFor(t, func() bool {
+	awaitCond(t, "the subscription to go live", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for cn := range s.conns {
@@ -89,17 +88,5 @@ func TestLiveBatchLargerThanQueue(t *testing.T) {
 	}
 	if got := s.stats.lagged.Load(); got != 1 {
 		t.Fatalf("lagged %d times, want once (the batch's tail read from the log)", got)
-	}
-}
-
-// waitFor polls cond until it holds, failing after a generous deadline.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -106,19 +106,23 @@ func (c *conn) readFailed(err error, authed bool) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.s.stats.limits.inc(limitFrameSize)
-		c.log.Info("closing connection", "reason", "frame over the size limit", "limit", c.s.cfg.MaxFrame)
+		c.frameTooBig()
 	case errors.As(err, &ne) && ne.Timeout():
 		if authed {
-			c.s.stats.limits.inc(limitIdle)
-			c.closeWith(wire.CloseIdle, "idle")
+			c.idleExpired()
 		} else {
-			c.s.stats.authFailures.inc(authTimeout)
-			c.closeWith(wire.CloseAuth, "no auth")
+			c.authExpired()
 		}
 	case !isExpectedClose(err):
 		c.log.Debug("read ended", "err", err)
 	}
+}
+
+// frameTooBig counts and logs a message over MaxFrame (both readers close
+// the connection with 1009).
+func (c *conn) frameTooBig() {
+	c.s.stats.limits.inc(limitFrameSize)
+	c.log.Info("closing connection", "reason", "frame over the size limit", "limit", c.s.cfg.MaxFrame)
 }
 
 // noteQueueLocked tracks how long the outbound queue has stayed at or

@@ -124,7 +124,7 @@ func rawConn(nc net.Conn) syscall.RawConn {
 // startPolled hands the connection, whose socket is c.rc, to p and sends
 // hello. If p cannot watch the socket, it ends the connection.
 func (c *conn) startPolled(p *poller) {
-	c.helloTime = time.Now().UnixMilli()
+	c.helloTime = time.Now().UnixMilli() // before the sweep can see c
 	err := p.add(c, c.rc, func(id uint64) {
 		c.mu.Lock()
 		c.pollID = id
@@ -135,7 +135,7 @@ func (c *conn) startPolled(p *poller) {
 		c.closeWith(websocket.CloseInternalServerErr, "")
 		return
 	}
-	c.send(&wire.Hello{Versions: []uint{wire.Version}, Node: c.s.cfg.NodeID, Challenge: c.challenge, Time: c.helloTime})
+	c.sendHello()
 }
 
 // sweepEvery is how often the poller checks its connections' deadlines:
@@ -166,14 +166,15 @@ func (c *conn) due(now int64) func() {
 	return nil
 }
 
-// authExpired closes a polled connection that sent no auth in time.
+// authExpired closes a connection that sent no auth in time (the poller's
+// sweep, or the goroutine reader's read deadline).
 func (c *conn) authExpired() {
 	c.s.stats.authFailures.inc(authTimeout)
 	c.closeWith(wire.CloseAuth, "no auth")
 }
 
-// idleExpired closes a polled connection that sent nothing, not even a
-// pong, for IdleTimeout.
+// idleExpired closes a connection that sent nothing, not even a pong, for
+// IdleTimeout (the poller's sweep, or the goroutine reader's read deadline).
 func (c *conn) idleExpired() {
 	c.s.stats.limits.inc(limitIdle)
 	c.closeWith(wire.CloseIdle, "idle")
@@ -231,7 +232,7 @@ func (c *conn) readReady() {
 			return
 		}
 		if c.parser.idle() {
-			c.parser.ctl = c.parser.ctl[:0]
+			c.parser.release()
 			parsers.Put(c.parser)
 			c.parser = nil
 		}
@@ -251,6 +252,7 @@ func (c *conn) readReady() {
 }
 
 // onMessage handles a client message of a polled connection (frameSink).
+// wire.Decode copies what it keeps, so nothing here holds on to data.
 func (c *conn) onMessage(text bool, data []byte) bool {
 	f, ok := c.decode(text, data)
 	if !ok {
@@ -261,7 +263,7 @@ func (c *conn) onMessage(text bool, data []byte) bool {
 		if !c.auth(f) {
 			return false
 		}
-		c.nextPing.Store(time.Now().Add(c.s.cfg.PingInterval).UnixMilli())
+		c.startPings()
 		// Fails if the auth deadline passed meanwhile.
 		return c.phase.CompareAndSwap(phaseHello, phaseAuthed)
 	case phaseAuthed:
@@ -299,12 +301,10 @@ func (c *conn) parseFailed(err error) {
 	code := websocket.CloseProtocolError
 	text := err.Error()
 	if errors.Is(err, errReadLimit) {
-		c.s.stats.limits.inc(limitFrameSize)
-		c.log.Info("closing connection", "reason", "frame over the size limit", "limit", c.s.cfg.MaxFrame)
+		c.frameTooBig()
 		code, text = websocket.CloseMessageTooBig, ""
 	} else {
 		c.log.Debug("closing connection", "reason", text)
 	}
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-	c.shutdown()
+	c.closeWith(code, text)
 }

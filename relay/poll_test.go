@@ -312,3 +312,56 @@ func TestPolledProtocolError(t *testing.T) {
 	}
 	awaitCond(t, "the connection to end", func() bool { return s.Stats().Conns == 0 })
 }
+
+// Publishes that reach a polled reader in one read are each served with
+// their own envelope: the reader reuses its message buffer, so nothing it
+// hands on may alias it.
+func TestPipelinedPublishesKeepTheirBytes(t *testing.T) {
+	readerModes(t, func(t *testing.T, noPoll bool) {
+		_, url := modeServer(t, Config{NodeID: "n1", OpenOps: true}, noPoll)
+		pub := &rawClient{t: t, ws: dialWS(t, url, nil)}
+		if _, err := relaytest.Handshake(pub.ws, nil); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		envs := make([][]byte, n)
+		var stream []byte
+		for i := range envs {
+			envs[i] = bytes.Repeat([]byte{byte('a' + i)}, 300) // same size: each overlays the last
+			msgID := make([]byte, 16)
+			_, _ = rand.Read(msgID)
+			b, err := wire.Encode(&wire.Publish{Req: uint64(i + 1), Op: "op", MsgID: msgID, Envelope: envs[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream = append(stream, clientFrame(true, opBinary, b, [4]byte{7, 1, 3, 9})...)
+		}
+		if _, err := pub.ws.NetConn().Write(stream); err != nil { // one write
+			t.Fatal(err)
+		}
+		for i := range n {
+			if a, ok := pub.read().(*wire.Ack); !ok || a.Req != uint64(i+1) || a.Seq != uint64(i+1) {
+				t.Fatalf("publish %d: want ack seq %d", i+1, i+1)
+			}
+		}
+		// Read back from the log (the test log keeps the envelopes it was
+		// given, as they are).
+		sub := &rawClient{t: t, ws: dialWS(t, url, nil)}
+		if _, err := relaytest.Handshake(sub.ws, nil); err != nil {
+			t.Fatal(err)
+		}
+		sub.write(&wire.Subscribe{Req: 1, Op: "op", From: 1})
+		for next := 0; next < n; {
+			d, ok := sub.readUntil(func(f wire.Frame) bool { _, ok := f.(*wire.Deliver); return ok }).(*wire.Deliver)
+			if !ok || d.Seq != uint64(next+1) {
+				t.Fatalf("deliver from %d, want %d", d.Seq, next+1)
+			}
+			for _, e := range d.Envelopes {
+				if !bytes.Equal(e, envs[next]) {
+					t.Fatalf("entry %d holds %q..., want %q...", next+1, e[:4], envs[next][:4])
+				}
+				next++
+			}
+		}
+	})
+}

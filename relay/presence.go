@@ -58,7 +58,11 @@ func (t *presenceTable) expireLocked(now time.Time, retention time.Duration) {
 		i++
 	}
 	if i > 0 {
-		t.gone = append(t.gone[:0:0], t.gone[i:]...)
+		// Drop the expired entries in place rather than copying the table
+		// (up to maxDeparted entries) on every departure once it is full;
+		// append reallocates when the array runs out.
+		clear(t.gone[:i])
+		t.gone = t.gone[i:]
 	}
 }
 
@@ -93,8 +97,8 @@ func (c *conn) joinLocked(op string) {
 // entryLocked describes c's presence in op; c.mu is held.
 func (c *conn) entryLocked(op string) wire.PresenceEntry {
 	e := wire.PresenceEntry{Node: c.s.cfg.NodeID, Conn: c.id, Connected: !c.closed, Since: c.joined[op], LastSeen: c.lastSeen.Load(), Delivered: c.delivered[op]}
-	if t := c.Identity(); t != nil {
-		e.Member = t.SigningKey[:]
+	if id := c.identity.Load(); id != nil {
+		e.Member = id.key[:] // ident never changes
 	}
 	if e.Node == "" {
 		e.Node = "local"

@@ -208,17 +208,7 @@ func TestWriterSendsFlashFirst(t *testing.T) {
 	s, _, hs := newTestServer(t, Config{NodeID: "n1", OpenOps: true})
 	cl := dialRaw(t, hs.URL, nil)
 	var c *conn
-	waitFor := func(cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatal("condition not met")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitFor(func() bool {
+	awaitCond(t, "the connection", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for x := range s.conns {
@@ -244,7 +234,7 @@ func TestWriterSendsFlashFirst(t *testing.T) {
 		return out
 	}
 	// Hold the writer off while the queue fills, as a busy connection would.
-	waitFor(func() bool {
+	awaitCond(t, "an idle writer", func() bool {
 		c.mu.Lock()
 		if c.writing {
 			c.mu.Unlock()
@@ -269,7 +259,7 @@ func TestWriterSendsFlashFirst(t *testing.T) {
 	if want := "b-1 c-1 a-1 a-2 a-3 a-4 d-1"; strings.Join(got, " ") != want {
 		t.Fatalf("written %v, want %s", got, want)
 	}
-	waitFor(func() bool {
+	awaitCond(t, "the deliveries recorded", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.delivered["a"] == 4 && c.delivered["b"] == 1 && c.delivered["d"] == 1

@@ -81,6 +81,9 @@ func (c *conn) subscribe(f *wire.Subscribe) {
 		old.endLocked()
 	}
 	c.s.stats.subs.Add(1) // endLocked takes it back
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
 	c.subs[f.Op] = s
 	c.joinLocked(f.Op)
 	confirm.Behind = c.s.log.Ready() != nil
@@ -163,8 +166,9 @@ func (s *subscription) framesFrom(b *announcement) ([]outFrame, error) {
 	}
 	prev := b.Prev
 	skip := s.next - b.Seq
+	var chain wire.Chainer
 	for _, e := range b.Envelopes[:skip] {
-		prev = chainNext(prev, e)
+		prev = chain.Next(prev, e)
 	}
 	var kinds, classes []uint8
 	if len(b.Kinds) > 0 {

@@ -45,7 +45,8 @@ func (e protocolError) Unwrap() error { return errProtocol }
 // frameSink receives what a frameParser reads. A false result stops the
 // parse (the connection is ending).
 type frameSink interface {
-	// onMessage is a complete data message (text or binary).
+	// onMessage is a complete data message (text or binary); data is
+	// valid for the call only (the parser reuses it).
 	onMessage(text bool, data []byte) bool
 	// onControl is a ping, pong or close frame's payload (valid for the
 	// call only).
@@ -177,8 +178,11 @@ func (p *frameParser) header(b []byte, limit int) ([]byte, error) {
 		p.msgOp = op
 		// Room for the bytes announced, up to maxPrealloc: beyond that
 		// the message grows as its bytes arrive, so a client cannot make
-		// the relay hold MaxFrame for a header alone.
-		p.msg = make([]byte, 0, min(n, maxPrealloc))
+		// the relay hold MaxFrame for a header alone. The last message's
+		// buffer is reused when it is big enough (see endFrame).
+		if want := int(min(n, maxPrealloc)); cap(p.msg) < want {
+			p.msg = make([]byte, 0, want)
+		}
 	case opContinuation:
 		if p.msgOp == 0 {
 			return b, protocolError("continuation without a message")
@@ -242,9 +246,21 @@ func (p *frameParser) endFrame(sink frameSink) (bool, error) {
 	if !p.fin {
 		return true, nil
 	}
+	// The buffer is the next message's once sink returns (sink.onMessage
+	// keeps nothing of it), so a parser allocates per message only for
+	// one larger than any before it.
 	text, msg := p.msgOp == opText, p.msg
-	p.msgOp, p.msg = 0, nil
+	p.msgOp, p.msg = 0, p.msg[:0]
 	return sink.onMessage(text, msg), nil
+}
+
+// release readies an idle p for the pool: it keeps a message buffer of at
+// most maxPrealloc bytes, so the pool holds no buffer a big message grew.
+func (p *frameParser) release() {
+	p.ctl = p.ctl[:0]
+	if cap(p.msg) > maxPrealloc {
+		p.msg = nil
+	}
 }
 
 // validCloseCode reports whether a client may send code in a close frame

@@ -259,3 +259,28 @@ func TestUnmaskMatchesDefinition(t *testing.T) {
 		}
 	}
 }
+
+// nopSink takes every message and control frame.
+type nopSink struct{}
+
+func (nopSink) onMessage(bool, []byte) bool { return true }
+func (nopSink) onControl(byte, []byte) bool { return true }
+
+// BenchmarkFrameParser parses small client messages (a publish's size)
+// as a polled reader does: one read's worth of whole frames at a time.
+// Reproduce: go test -run '^$' -bench FrameParser -benchmem ./relay
+func BenchmarkFrameParser(b *testing.B) {
+	m := [4]byte{1, 2, 3, 4}
+	var stream []byte
+	for range 64 {
+		stream = append(stream, clientFrame(true, opBinary, make([]byte, 300), m)...)
+	}
+	var p frameParser
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.feed(stream, 1<<20, nopSink{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
