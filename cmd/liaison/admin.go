@@ -145,23 +145,32 @@ func adminBases(e *env) ([]string, error) {
 }
 
 func getStatus(ctx context.Context, hc *http.Client, base string) (*nodeStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/status", nil)
-	if err != nil {
+	var st nodeStatus
+	if err := getJSON(ctx, hc, base, "/cluster/status", "status", &st); err != nil {
 		return nil, err
+	}
+	return &st, nil
+}
+
+// getJSON fetches base+path and decodes the JSON answer (at most 1 MiB)
+// into v; what names it in errors.
+func getJSON(ctx context.Context, hc *http.Client, base, path, what string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, httpFailure(resp)
+		return httpFailure(resp)
 	}
-	var st nodeStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return nil, fmt.Errorf("%s: bad status: %w", base, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("%s: bad %s: %w", base, what, err)
 	}
-	return &st, nil
+	return nil
 }
 
 func httpFailure(resp *http.Response) error {

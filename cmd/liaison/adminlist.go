@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -23,25 +23,10 @@ func getAdmins(ctx context.Context, e *env, hc *http.Client) (string, *cluster.A
 	}
 	var last error
 	for _, base := range bases {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster/admins", nil)
-		if err != nil {
-			return "", nil, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
 		var rep cluster.AdminsReport
-		if resp.StatusCode != http.StatusOK {
-			last = httpFailure(resp)
-		} else if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-			last = fmt.Errorf("%s: bad admin list: %w", base, err)
-		} else {
-			resp.Body.Close()
+		if last = getJSON(ctx, hc, base, "/cluster/admins", "admin list", &rep); last == nil {
 			return base, &rep, nil
 		}
-		resp.Body.Close()
 	}
 	return "", nil, fmt.Errorf("no relay answered: %w", last)
 }
@@ -77,24 +62,28 @@ func adminAdmins(ctx context.Context, e *env, hc *http.Client, pos []string, nam
 			a.Name = name
 		}
 		args := map[string]string{"key": crypto.AdminKeyHex(a.Key), "name": a.Name, "prev": rep.Head}
-		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsAdd, map[string]string{"action": "add", "key": args["key"], "name": a.Name, "prev": rep.Head}, args, "added "+a.Name)
+		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsAdd, "add", args, "added "+a.Name)
 	case pos[0] == "remove" && len(pos) == 2:
 		who, err := findAdmin(rep, pos[1])
 		if err != nil {
 			return err
 		}
 		args := map[string]string{"key": who.Key, "prev": rep.Head}
-		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsRemove, map[string]string{"action": "remove", "key": who.Key, "prev": rep.Head}, args, "removed "+who.Name)
+		return postAdmins(ctx, e, hc, base, crypto.AdminActionAdminsRemove, "remove", args, "removed "+who.Name)
 	}
 	return fmt.Errorf("%w: admin admins list | add TOKEN|FILE|KEY [--name NAME] | remove FINGERPRINT|NAME|KEY", errUsage)
 }
 
-func postAdmins(ctx context.Context, e *env, hc *http.Client, base, action string, body, args map[string]string, done string) error {
+// postAdmins asks the node at base to change the admin list: the body is
+// args (what the request signed for action covers) with "action": verb.
+func postAdmins(ctx context.Context, e *env, hc *http.Client, base, action, verb string, args map[string]string, done string) error {
 	signer, err := e.adminSigner()
 	if err != nil {
 		return err
 	}
 	defer signer.Destroy()
+	body := maps.Clone(args)
+	body["action"] = verb
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/cluster/admins", bytes.NewReader(b))
 	if err != nil {

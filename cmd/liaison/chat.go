@@ -66,17 +66,11 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	defer c.Close()
 
 	var eng *tui.Engine
-	opts := session.Options{Warn: func(op, msg string) {
+	s := session.New(home, id, c, e.sessionOptions(func(op, msg string) {
 		if eng != nil {
 			eng.Warn(op, msg)
 		}
-	}}
-	if v := e.getenv("LIAISON_KEY_UPDATE_AFTER"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			opts.KeyUpdateAfter = d
-		}
-	}
-	s := session.New(home, id, c, opts)
+	}))
 	infos, err := s.Ops()
 	if err != nil {
 		return err

@@ -30,13 +30,8 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if *from == 0 {
 		return fmt.Errorf("%w: --from must be at least 1", errUsage)
 	}
-	for _, op := range pos {
-		if err := checkOp(op); err != nil {
-			return err
-		}
-	}
-	if *all == (len(pos) > 0) {
-		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
+	if err := checkOpsArg(pos, *all); err != nil {
+		return err
 	}
 	s, done, err := e.openSession(ctx, true)
 	if err != nil {

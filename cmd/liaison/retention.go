@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"liaison/cluster"
 	"liaison/crypto"
 )
 
@@ -30,15 +31,8 @@ func (r *retentionFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.clear, "clear", false, "remove the operation's own policy (the relays' default applies)")
 }
 
-// retentionReport mirrors cluster.RetentionReport.
-type retentionReport struct {
-	Op       string `json:"op"`
-	MaxAge   string `json:"max_age"`
-	MaxCount uint64 `json:"max_count"`
-	Custom   bool   `json:"custom"`
-	First    uint64 `json:"first"`
-	Last     uint64 `json:"last"`
-}
+// retentionReport is what a node's /cluster/retention answers.
+type retentionReport = cluster.RetentionReport
 
 // adminRetention shows op's retention policy, or sets it when a flag was
 // given, on the first relay of --relay that answers.
@@ -57,21 +51,23 @@ func adminRetention(ctx context.Context, e *env, hc *http.Client, op string, f *
 		return err
 	}
 	var signer *crypto.Identity
+	var body []byte
+	var args map[string]string
 	if f.set {
 		if signer, err = e.adminSigner(); err != nil {
 			return err
 		}
 		defer signer.Destroy()
+		body, _ = json.Marshal(map[string]any{"op": op, "max_age": f.maxAge, "max_count": f.maxCount, "clear": f.clear})
+		args = map[string]string{"op": op, "max_age": f.maxAge, "max_count": strconv.FormatUint(f.maxCount, 10), "clear": strconv.FormatBool(f.clear)}
 	}
 	var last error
 	for _, base := range bases {
 		var req *http.Request
 		if f.set {
-			body, _ := json.Marshal(map[string]any{"op": op, "max_age": f.maxAge, "max_count": f.maxCount, "clear": f.clear})
 			req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/cluster/retention", bytes.NewReader(body))
 			if err == nil {
 				req.Header.Set("Content-Type", "application/json")
-				args := map[string]string{"op": op, "max_age": f.maxAge, "max_count": strconv.FormatUint(f.maxCount, 10), "clear": strconv.FormatBool(f.clear)}
 				if err := signAdminRequest(ctx, hc, req, base, signer, crypto.AdminActionRetention, args); err != nil {
 					last = err
 					continue

@@ -285,6 +285,18 @@ func (e *env) loadIdentity() (*crypto.Identity, error) {
 	return session.LoadIdentityFile(path, pass)
 }
 
+// sessionOptions returns the session options with warn and, from
+// $LIAISON_KEY_UPDATE_AFTER (a duration; tests), the key update interval.
+func (e *env) sessionOptions(warn func(op, msg string)) session.Options {
+	opts := session.Options{Warn: warn}
+	if v := e.getenv("LIAISON_KEY_UPDATE_AFTER"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			opts.KeyUpdateAfter = d
+		}
+	}
+	return opts
+}
+
 // openSession loads the identity and, if withRelay, connects to the relay.
 // close releases both.
 func (e *env) openSession(ctx context.Context, withRelay bool) (s *session.Session, close func(), err error) {
@@ -306,15 +318,9 @@ func (e *env) openSession(ctx context.Context, withRelay bool) (s *session.Sessi
 		}
 		relay = c
 	}
-	opts := session.Options{Warn: func(op, msg string) {
+	s = session.New(home, id, relay, e.sessionOptions(func(op, msg string) {
 		fmt.Fprintf(e.stderr, "liaison: warning: %s: %s\n", op, sanitize(msg))
-	}}
-	if v := e.getenv("LIAISON_KEY_UPDATE_AFTER"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			opts.KeyUpdateAfter = d
-		}
-	}
-	s = session.New(home, id, relay, opts)
+	}))
 	return s, func() {
 		if c != nil {
 			c.Close()

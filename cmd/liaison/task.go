@@ -141,13 +141,8 @@ func cmdTaskStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, op := range pos {
-		if err := checkOp(op); err != nil {
-			return err
-		}
-	}
-	if *all == (len(pos) > 0) {
-		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
+	if err := checkOpsArg(pos, *all); err != nil {
+		return err
 	}
 	s, done, err := e.openSession(ctx, true)
 	if err != nil {
@@ -181,13 +176,24 @@ func cmdTaskStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// opsArg returns the operations named on the command line, or with all
-// every operation with local state.
+// checkOpsArg checks the operations named on the command line against
+// --all: one or more valid names, or --all alone.
+func checkOpsArg(pos []string, all bool) error {
+	for _, op := range pos {
+		if err := checkOp(op); err != nil {
+			return err
+		}
+	}
+	if all == (len(pos) > 0) {
+		return fmt.Errorf("%w: name one or more operations, or --all", errUsage)
+	}
+	return nil
+}
+
+// opsArg returns the operations named on the command line (checked by
+// checkOpsArg), each once, or with all every operation with local state.
 func opsArg(s *session.Session, pos []string, all bool) ([]string, error) {
 	if all {
-		if len(pos) > 0 {
-			return nil, fmt.Errorf("%w: --all takes no operation names", errUsage)
-		}
 		infos, err := s.Ops()
 		if err != nil {
 			return nil, err
@@ -203,15 +209,9 @@ func opsArg(s *session.Session, pos []string, all bool) ([]string, error) {
 		}
 		return ops, nil
 	}
-	if len(pos) == 0 {
-		return nil, fmt.Errorf("%w: name at least one operation, or --all", errUsage)
-	}
 	seen := map[string]bool{}
 	var ops []string
 	for _, op := range pos {
-		if err := checkOp(op); err != nil {
-			return nil, err
-		}
 		if !seen[op] {
 			seen[op] = true
 			ops = append(ops, op)
@@ -243,8 +243,11 @@ func printTasks(w io.Writer, op string, tasks []session.TaskStatus, now time.Tim
 		fmt.Fprintln(tw, "  MEMBER\tROLE\tDELIVERED\tSTATE\tAT\tOVERDUE\tNOTE")
 		for _, m := range t.Members {
 			del := "?"
-			if m.DeliveryKnown {
-				del = map[bool]string{true: "yes", false: "no"}[m.Delivered]
+			switch {
+			case m.DeliveryKnown && m.Delivered:
+				del = "yes"
+			case m.DeliveryKnown:
+				del = "no"
 			}
 			at := "-"
 			if m.State != session.AckNone {

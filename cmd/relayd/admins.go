@@ -52,7 +52,7 @@ func parseAdmin(v string) (crypto.Admin, error) {
 // list when this node founds the cluster (it was not told to join one) and
 // the cluster has no list yet, and says in the log which policy holds.
 func setupAdmins(cfg config, cn *cluster.Node, log *slog.Logger) {
-	admins, _ := parseAdmins(cfg.Admins) // validated with the config
+	admins := cfg.admins
 	if len(cfg.Join) > 0 {
 		if len(admins) > 0 && cn.Admins() == nil {
 			log.Warn("--admin is ignored on a node that joins a cluster: the first node's configuration sets the admins; use liaison admin admins add")

@@ -82,17 +82,7 @@ func (p *tmuxPane) typeLine(text string) {
 // there is no event to wait on. It returns the screen.
 func (p *tmuxPane) await(what string, cond func(screen string) bool) string {
 	p.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		s := p.screen()
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return p.awaitOr(what, cond, func() {})
 }
 
 // awaitOr is await, running diag before failing.
@@ -167,17 +157,7 @@ func TestChatTmuxSmokeAndFailover(t *testing.T) {
 	t0 := time.Now()
 	nodes := startCluster(t, 3)
 	t.Logf("cluster started in %v", time.Since(t0).Round(time.Millisecond))
-	waitUntil(t, 30*time.Second, func() bool {
-		var lead string
-		for _, n := range nodes {
-			l, count, err := clusterStatus(n.listen)
-			if err != nil || count != 3 || l == "" || (lead != "" && l != lead) {
-				return false
-			}
-			lead = l
-		}
-		return true
-	})
+	awaitOneLeader(t, nodes)
 	relays := strings.Join(listens(nodes), ",")
 	cli := liaisonBinary(t)
 	aliceHome, bobHome := t.TempDir(), t.TempDir()

@@ -80,6 +80,23 @@ func clusterStatus(addr string) (leaderID string, servers int, err error) {
 	return st.Node.LeaderID, len(st.Servers), nil
 }
 
+// awaitOneLeader waits until every node lists all the nodes as servers and
+// names the same leader.
+func awaitOneLeader(t *testing.T, nodes []*procNode) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, func() bool {
+		var lead string
+		for _, n := range nodes {
+			l, count, err := clusterStatus(n.listen)
+			if err != nil || count != len(nodes) || l == "" || (lead != "" && l != lead) {
+				return false
+			}
+			lead = l
+		}
+		return true
+	})
+}
+
 // Three relayd processes: publishes through every node reach subscribers on
 // every node. The leader is killed with SIGKILL under load: a new leader is
 // elected within 5 s, clients fail over, and nothing acknowledged is lost or
@@ -91,17 +108,7 @@ func TestClusterKillLeaderUnderLoad(t *testing.T) {
 	nodes := startCluster(t, 3)
 	all := listens(nodes)
 	// Wait until every node sees all three members and the same leader.
-	waitUntil(t, 30*time.Second, func() bool {
-		var lead string
-		for _, n := range nodes {
-			l, count, err := clusterStatus(n.listen)
-			if err != nil || count != 3 || l == "" || (lead != "" && l != lead) {
-				return false
-			}
-			lead = l
-		}
-		return true
-	})
+	awaitOneLeader(t, nodes)
 
 	ctx := context.Background()
 	const op = "joint-action"

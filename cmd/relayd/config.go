@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"liaison/cluster"
+	"liaison/crypto"
 	"liaison/relay"
 	"liaison/relay/wire"
 )
@@ -73,6 +74,9 @@ type config struct {
 	// Settings tests change; no flags.
 	electionTimeout time.Duration
 	relay           relay.Config
+
+	// admins is Admins parsed (token files read) once, by validate.
+	admins []crypto.Admin
 }
 
 // errPrinted means the configuration was printed (--print-config).
@@ -307,7 +311,8 @@ func (b boolString) Set(v string) error {
 
 func (b boolString) IsBoolFlag() bool { return true }
 
-// validate checks every field, naming the field in the error.
+// validate checks every field, naming the field in the error, and keeps
+// the parsed admins.
 func (c *config) validate() error {
 	for key, addr := range map[string]string{"listen": c.Listen, "raft_listen": c.RaftListen, "advertise": c.Advertise} {
 		if addr == "" && key == "advertise" {
@@ -337,9 +342,11 @@ func (c *config) validate() error {
 	if c.ClientTLS && c.TLSCert == "" {
 		return errors.New("client_tls needs tls_ca, tls_cert and tls_key")
 	}
-	if _, err := parseAdmins(c.Admins); err != nil {
+	admins, err := parseAdmins(c.Admins)
+	if err != nil {
 		return err
 	}
+	c.admins = admins
 	for key, d := range map[string]time.Duration{"challenge_ttl": c.ChallengeTTL, "ping_interval": c.PingInterval, "idle_timeout": c.IdleTimeout,
 		"write_timeout": c.WriteTimeout, "slow_consumer_timeout": c.SlowConsumerTimeout, "read_header_timeout": c.ReadHeaderTimeout} {
 		if d < 0 {

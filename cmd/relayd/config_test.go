@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,28 @@ slow_consumer_timeout = "2m"
 	}
 	if def := (relay.Config{}).WithDefaults(); d.relayConfig(relay.Config{}).MsgRate != def.MsgRate || d.QueueBytes != def.QueueBytes || d.ReadHeaderTimeout != defaultReadHeaderTimeout {
 		t.Fatalf("defaults %+v", d)
+	}
+}
+
+// deploy/relayd.toml.example loads, and shows every key (set or commented
+// out) but the tests' open_ops.
+func TestExampleConfig(t *testing.T) {
+	const file = "../../deploy/relayd.toml.example"
+	if _, err := loadConfig([]string{"--config", file}, envOf(nil), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[config]()
+	for i := range typ.NumField() {
+		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+		if key == "" || key == "-" || key == "open_ops" {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^(# )?` + key + ` = `).Match(b) {
+			t.Errorf("the example does not show %s", key)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,25 +26,7 @@ type officersProc struct {
 	t      *testing.T
 	in     io.WriteCloser
 	out    *bufio.Scanner
-	stderr *lockedBuffer
-}
-
-// lockedBuffer is a strings.Builder safe for a writer and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *safeBuffer
 }
 
 // await reads lines until want, failing on end of output.
@@ -89,17 +70,7 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 	cli := liaisonBinary(t)
 	nodes := startCluster(t, 3)
 	all := listens(nodes)
-	waitUntil(t, 30*time.Second, func() bool {
-		var lead string
-		for _, nd := range nodes {
-			l, count, err := clusterStatus(nd.listen)
-			if err != nil || count != 3 || l == "" || (lead != "" && l != lead) {
-				return false
-			}
-			lead = l
-		}
-		return true
-	})
+	awaitOneLeader(t, nodes)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -111,7 +82,7 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 		args = append(args, "--cpuprofile", f) // the officers' CPU profile
 	}
 	cmd := exec.Command(bin, args...)
-	stderr := new(lockedBuffer)
+	stderr := new(safeBuffer)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -200,8 +171,11 @@ func TestTaskingRound200OfficersThreeNodes(t *testing.T) {
 		if tasks, err = centre.TaskStatus(ctx, op); err != nil {
 			t.Fatal(err)
 		}
+		if len(tasks) != 1 {
+			return false
+		}
 		_, a, _ := tasks[0].Counts()
-		return len(tasks) == 1 && a == n
+		return a == n
 	})
 	if d, a, o := tasks[0].Counts(); d != n || a != n || o != 0 {
 		t.Fatalf("delivered %d acknowledged %d overdue %d, want %d %d 0", d, a, o, n, n)
