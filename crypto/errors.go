@@ -50,6 +50,9 @@ var (
 	// or re-roling an absent one, an unknown role, a member named twice, an
 	// empty change list, or a change that would leave no admin.
 	ErrBadOp = errors.New("liaison/crypto: invalid roster change")
+	// ErrUnknownRole reports a role name that is not admin, centre or
+	// officer (ParseRole).
+	ErrUnknownRole = errors.New("liaison/crypto: unknown role")
 	// ErrTooManyMembers reports a roster beyond MaxMembers.
 	ErrTooManyMembers = errors.New("liaison/crypto: too many members")
 	// ErrSealedSecrets reports a commit whose sealed epoch secrets do not

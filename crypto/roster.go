@@ -31,6 +31,16 @@ func (r Role) String() string {
 	return fmt.Sprintf("role(%d)", uint8(r))
 }
 
+// ParseRole parses a role as Role.String names it.
+func ParseRole(s string) (Role, error) {
+	for _, r := range []Role{RoleAdmin, RoleCentre, RoleOfficer} {
+		if r.String() == s {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("%w %q (admin, centre or officer)", ErrUnknownRole, s)
+}
+
 // Member is one entry of a roster.
 type Member struct {
 	Key     [32]byte // Ed25519 signing public key (the member's id)

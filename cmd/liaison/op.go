@@ -15,16 +15,16 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+// parseRole parses a role name (also "center").
 func parseRole(s string) (crypto.Role, error) {
-	switch s {
-	case "admin":
-		return crypto.RoleAdmin, nil
-	case "centre", "center":
-		return crypto.RoleCentre, nil
-	case "officer":
-		return crypto.RoleOfficer, nil
+	if s == "center" {
+		s = "centre"
 	}
-	return 0, fmt.Errorf("%w: role must be admin, centre or officer, not %q", errUsage, s)
+	r, err := crypto.ParseRole(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: role must be admin, centre or officer, not %q", errUsage, s)
+	}
+	return r, nil
 }
 
 // parseMember parses TOKEN[:ROLE] (default officer).

@@ -370,15 +370,6 @@ func (a *app) createOp(args []js.Value) (any, error) {
 	return opInfo(info), nil
 }
 
-func parseRole(s string) (crypto.Role, error) {
-	for _, r := range []crypto.Role{crypto.RoleAdmin, crypto.RoleCentre, crypto.RoleOfficer} {
-		if r.String() == s {
-			return r, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown role %q (admin, centre or officer)", s)
-}
-
 func (a *app) addMember(args []js.Value) (any, error) {
 	op, token, roleName := arg(args, 0), strings.TrimSpace(arg(args, 1)), arg(args, 2)
 	act, _, err := a.sessions()
@@ -389,7 +380,7 @@ func (a *app) addMember(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not an identity token: %w", err)
 	}
-	role, err := parseRole(roleName)
+	role, err := crypto.ParseRole(roleName)
 	if err != nil {
 		return nil, err
 	}
